@@ -196,10 +196,7 @@ export function objectKey(o: AnyObject): string {
     case 'vrf': return `${o.obj.vrf}`;
     case 'link': return `${o.obj.vrf}/${o.obj.ifindex}`;
     case 'address': return `${o.obj.vrf}/${o.obj.ifindex}/${o.obj.addr}/${o.obj.plen}`;
-    case 'route': {
-      const r = o.obj;
-      return `${r.vrf}/${r.table}/${r.dst}/${r.plen}/${r.tos}/${r.priority}`;
-    }
+    case 'route': return routeKey(o.obj);
     case 'rule': return ruleKey(o.obj);
     case 'neighbour': return `${o.obj.vrf}/${o.obj.ifindex}/${o.obj.addr}`;
     case 'policy': return `${o.obj.vrf}/${o.obj.index}`;
@@ -207,8 +204,25 @@ export function objectKey(o: AnyObject): string {
   }
 }
 
+/**
+ * IPv4 routes are identified by (table, prefix, tos, metric). IPv6 keeps several routes with the same
+ * prefix and metric when they have no gateway (fe80::/64 on every link, ff00::/8 in table local):
+ * there the device is part of the identity. IPv6 routes through gateways with the same prefix and
+ * metric are one multipath route.
+ */
+export function routeKey(r: Route): string {
+  const base = `${r.vrf}/${r.table}/${r.dst}/${r.plen}/${r.tos}/${r.priority}`;
+  if (r.family === 6 && r.nexthops.length === 1 && r.nexthops[0].gw === undefined) return `${base}/dev${r.nexthops[0].ifindex}`;
+  return base;
+}
+
 export function ruleKey(r: Rule): string {
   return [r.vrf, r.family, r.priority, r.table, r.action, r.src ?? '', r.srcLen, r.dst ?? '', r.dstLen,
     r.iif ?? '', r.oif ?? '', r.fwmark, r.fwmask, r.tos, r.invert ? 1 : 0, r.ipproto,
     r.sport ? r.sport.join('-') : '', r.dport ? r.dport.join('-') : '', r.suppressPrefixlen, r.gotoTarget].join('/');
+}
+
+/** The model type of each kind. */
+export interface ObjectOf {
+  vrf: Vrf; link: Link; address: Address; route: Route; rule: Rule; neighbour: Neighbour; policy: XfrmPolicy; sa: XfrmSa;
 }

@@ -1,0 +1,280 @@
+#!/usr/bin/env node
+// fpctl: the lfp command line. `show` reads the shared memory directly (like fp-cli); start/stop/status
+// manage the daemons for a config file. Every command takes --json. docs/fpctl.md documents them.
+import * as fs from 'fs';
+import * as path from 'path';
+import { spawn } from 'child_process';
+import { loadConfig, DEFAULT_CONFIG, LfpConfig } from '../lib/config';
+import { ShmReader } from '../shared-mem/reader';
+import type { AnyObject, ObjectKind } from '../lib/model';
+
+const DEFAULT_CONFIG_FILE = '/etc/lfp/lfp.json';
+const BUILD = path.resolve(__dirname, '..');
+
+const USAGE = `usage:
+  fpctl [-c CONFIG] show ports|interfaces|vrfs|addresses|routes|rules|neighbours|sp|sa|summary
+                    [--vrf N] [--json] [--keys] [--shm PATH]
+  fpctl start -c CONFIG [--fresh] [--json]
+  fpctl stop [-c CONFIG] [--json]
+  fpctl status [-c CONFIG] [--json]
+CONFIG defaults to ${DEFAULT_CONFIG_FILE} when it exists (else the built-in defaults).`;
+
+class UsageError extends Error {}
+
+interface Opts { config?: string; json: boolean; keys: boolean; vrf?: number; shm?: string; fresh: boolean; rest: string[] }
+
+function parseArgs(argv: string[]): Opts {
+  const o: Opts = { json: false, keys: false, fresh: false, rest: [] };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => { const v = argv[++i]; if (v === undefined) throw new UsageError(`${a} needs a value`); return v; };
+    if (a === '-c' || a === '--config') o.config = val();
+    else if (a === '--json' || a === '-j') o.json = true;
+    else if (a === '--keys') o.keys = true;
+    else if (a === '--fresh') o.fresh = true;
+    else if (a === '--shm') o.shm = val();
+    else if (a === '--vrf') {
+      const v = Number(val());
+      if (!Number.isInteger(v) || v < 0) throw new UsageError('--vrf takes a VRF number');
+      o.vrf = v;
+    } else if (a === '-h' || a === '--help' || a === 'help') throw new UsageError('');
+    else if (a.startsWith('-')) throw new UsageError(`unknown option ${a}`);
+    else o.rest.push(a);
+  }
+  return o;
+}
+
+function configOf(o: Opts): { cfg: LfpConfig; file?: string } {
+  const file = o.config ?? (fs.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined);
+  const cfg = file ? loadConfig(file) : { ...DEFAULT_CONFIG };
+  if (o.shm) cfg.shm = { ...cfg.shm, path: o.shm };
+  return { cfg, file: file ? path.resolve(file) : undefined };
+}
+
+// ---- show ----
+
+const SHOW: Record<string, { kind: ObjectKind; title: string; filter?: (o: AnyObject) => boolean }> = {
+  ports: { kind: 'link', title: 'ports', filter: (o) => o.kind === 'link' && o.obj.port >= 0 },
+  interfaces: { kind: 'link', title: 'interfaces' },
+  links: { kind: 'link', title: 'interfaces' },
+  vrfs: { kind: 'vrf', title: 'VRFs' },
+  addresses: { kind: 'address', title: 'addresses' },
+  routes: { kind: 'route', title: 'routes' },
+  rules: { kind: 'rule', title: 'rules' },
+  neighbours: { kind: 'neighbour', title: 'neighbours' },
+  neighbors: { kind: 'neighbour', title: 'neighbours' },
+  sp: { kind: 'policy', title: 'security policies' },
+  sa: { kind: 'sa', title: 'security associations' },
+};
+
+function hideKeys(o: AnyObject): AnyObject {
+  if (o.kind !== 'sa') return o;
+  const sa = { ...o.obj };
+  for (const k of ['aead', 'enc', 'auth'] as const) if (sa[k]) sa[k] = { ...sa[k]!, key: '(hidden: use --keys)' };
+  return { kind: 'sa', obj: sa };
+}
+
+const NUD: [number, string][] = [[0x01, 'INCOMPLETE'], [0x02, 'REACHABLE'], [0x04, 'STALE'], [0x08, 'DELAY'],
+  [0x10, 'PROBE'], [0x20, 'FAILED'], [0x40, 'NOARP'], [0x80, 'PERMANENT']];
+function nudName(s: number): string { return NUD.filter(([b]) => s & b).map(([, n]) => n).join(',') || 'NONE'; }
+
+function line(o: AnyObject, keys: boolean): string {
+  switch (o.kind) {
+    case 'vrf': return `vrf ${o.obj.vrf}  netns ${o.obj.name || (o.obj.vrf === 0 ? '(control plane)' : '(unnamed)')}  nsid ${o.obj.nsid}`;
+    case 'link': {
+      const l = o.obj;
+      return `vrf ${l.vrf}  ${l.ifindex}: ${l.name}${l.port >= 0 ? ` (port ${l.port})` : ''}  ${l.kind || '-'}  mac ${l.mac || '-'}  mtu ${l.mtu}  ${l.adminUp ? 'UP' : 'DOWN'}${l.operUp ? ',RUNNING' : ''}`;
+    }
+    case 'address': return `vrf ${o.obj.vrf}  if ${o.obj.ifindex}  ${o.obj.addr}/${o.obj.plen}${o.obj.peer ? ` peer ${o.obj.peer}` : ''}  scope ${o.obj.scope}`;
+    case 'route': {
+      const r = o.obj;
+      const nh = r.nexthops.map((n) => `${n.gw ? `via ${n.gw} ` : ''}${n.ifindex ? `if ${n.ifindex}` : ''}${r.nexthops.length > 1 ? ` weight ${n.weight}` : ''}`.trim()).join(' | ');
+      return `vrf ${r.vrf}  table ${r.table}  ${r.type !== 'unicast' ? r.type + ' ' : ''}${r.dst}/${r.plen}${r.tos ? ` tos ${r.tos}` : ''}  metric ${r.priority}  proto ${r.protocol}${nh ? '  ' + nh : ''}${r.mtu ? `  mtu ${r.mtu}` : ''}`;
+    }
+    case 'rule': {
+      const r = o.obj;
+      const sel = [r.invert ? 'not' : '', r.src ? `from ${r.src}/${r.srcLen}` : 'from all', r.dst ? `to ${r.dst}/${r.dstLen}` : '',
+        r.iif ? `iif ${r.iif}` : '', r.oif ? `oif ${r.oif}` : '', r.fwmark ? `fwmark 0x${r.fwmark.toString(16)}/0x${r.fwmask.toString(16)}` : '',
+        r.ipproto ? `ipproto ${r.ipproto}` : ''].filter(Boolean).join(' ');
+      return `vrf ${r.vrf}  ipv${r.family}  ${r.priority}: ${sel}  ${r.action === 'to_tbl' ? `lookup ${r.table}` : r.action}`;
+    }
+    case 'neighbour': return `vrf ${o.obj.vrf}  if ${o.obj.ifindex}  ${o.obj.addr}  ${o.obj.lladdr ?? '-'}  ${nudName(o.obj.state)}`;
+    case 'policy': {
+      const p = o.obj; const s = p.selector;
+      return `vrf ${p.vrf}  ${p.dir} index ${p.index} prio ${p.priority} ${p.action}  src ${s.saddr}/${s.splen} dst ${s.daddr}/${s.dplen}${s.proto ? ` proto ${s.proto}` : ''}` +
+        p.tmpls.map((t) => `  tmpl ${t.mode} ${t.proto === 50 ? 'esp' : t.proto} ${t.saddr}->${t.daddr} reqid ${t.reqid}`).join('');
+    }
+    case 'sa': {
+      const a = o.obj;
+      const algs = [a.aead, a.enc, a.auth].filter(Boolean).map((x) => `${x!.name}${keys ? ` 0x${x!.key}` : ''}`).join(' + ');
+      return `vrf ${a.vrf}  ${a.saddr} -> ${a.daddr}  spi 0x${a.spi.toString(16).padStart(8, '0')}  ${a.mode}  reqid ${a.reqid}  ${algs}${a.encap ? `  udp ${a.encap.sport}->${a.encap.dport}` : ''}${a.esn ? '  esn' : ''}  replay ${a.replayWindow}`;
+    }
+  }
+}
+
+function show(o: Opts): number {
+  const what = o.rest[1];
+  if (!what) throw new UsageError('show what?');
+  const { cfg } = configOf(o);
+  const reader = ShmReader.open(cfg.shm.path);
+  if (what === 'summary' || what === 'stats') {
+    const h = reader.header();
+    if (o.json) { console.log(JSON.stringify(h, null, 2)); return 0; }
+    console.log(`shared memory ${cfg.shm.path}`);
+    for (const [k, v] of Object.entries(h)) console.log(`  ${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`);
+    return 0;
+  }
+  const s = SHOW[what];
+  if (!s) throw new UsageError(`unknown "show ${what}"`);
+  let objs = reader.list(s.kind, o.vrf !== undefined ? { vrf: o.vrf } : {});
+  if (s.filter) objs = objs.filter(s.filter);
+  if (!o.keys) objs = objs.map(hideKeys);
+  if (o.json) {
+    console.log(JSON.stringify(objs.map((x) => x.obj), null, 1));
+  } else {
+    if (objs.length === 0) console.log(`no ${s.title}`);
+    for (const x of objs) console.log(line(x, o.keys));
+  }
+  return 0;
+}
+
+// ---- daemons ----
+
+const DAEMONS = [
+  { name: 'fpmd', script: 'fp-manager/main.js', node: ['--max-old-space-size=8192'] },
+  { name: 'cmgrd', script: 'cache-manager/main.js', node: ['--max-old-space-size=8192'] },
+] as const;
+
+function pidFile(cfg: LfpConfig, name: string): string { return path.join(cfg.runDir, `${name}.pid`); }
+
+function runningPid(cfg: LfpConfig, d: typeof DAEMONS[number]): number | null {
+  let pid: number;
+  try { pid = Number(fs.readFileSync(pidFile(cfg, d.name), 'utf8').trim()); } catch { return null; }
+  if (!Number.isInteger(pid) || pid <= 0) return null;
+  try {
+    const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return cmd.includes(d.script) ? pid : null;
+  } catch { return null; }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(what: string, ms: number, cond: () => boolean, logFile: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (cond()) return;
+    await sleep(50);
+  }
+  let tail = '';
+  try { tail = fs.readFileSync(logFile, 'utf8').split('\n').slice(-8).join('\n'); } catch { /* none */ }
+  throw new Error(`${what} not reached within ${ms / 1000} s; last lines of ${logFile}:\n${tail}`);
+}
+
+function readStatus(cfg: LfpConfig): Record<string, any> | null {
+  try { return JSON.parse(fs.readFileSync(path.join(cfg.runDir, 'cmgrd.status'), 'utf8')); } catch { return null; }
+}
+
+async function start(o: Opts): Promise<number> {
+  const { cfg, file } = configOf(o);
+  if (!file) throw new UsageError('start needs -c CONFIG');
+  fs.mkdirSync(cfg.runDir, { recursive: true });
+  fs.mkdirSync(cfg.logDir, { recursive: true });
+  for (const d of DAEMONS) {
+    const pid = runningPid(cfg, d);
+    if (pid) throw new Error(`${d.name} is already running (pid ${pid}); run "fpctl stop -c ${file}" first`);
+  }
+  try { fs.unlinkSync(path.join(cfg.runDir, 'cmgrd.status')); } catch { /* none */ }
+  const pids: Record<string, number> = {};
+  for (const d of DAEMONS) {
+    const logFile = path.join(cfg.logDir, `${d.name}.log`);
+    const out = fs.openSync(logFile, 'a');
+    const args = [...d.node, path.join(BUILD, d.script), '-c', file];
+    if (d.name === 'fpmd' && o.fresh) args.push('--fresh');
+    const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', out, out] });
+    fs.closeSync(out);
+    if (!child.pid) throw new Error(`cannot start ${d.name}`);
+    child.unref();
+    pids[d.name] = child.pid;
+    fs.writeFileSync(pidFile(cfg, d.name), `${child.pid}\n`);
+    const alive = () => { try { process.kill(child.pid!, 0); return true; } catch { return false; } };
+    if (d.name === 'fpmd') {
+      await waitFor('fpmd ready', 10000, () => {
+        if (!alive()) throw new Error(`fpmd exited; see ${logFile}`);
+        try { return ShmReader.open(cfg.shm.path).heartbeatAgeMs() < 2000; } catch { return false; }
+      }, logFile);
+    } else {
+      await waitFor('first full sync', 120000, () => {
+        if (!alive()) throw new Error(`cmgrd exited; see ${logFile}`);
+        const st = readStatus(cfg);
+        if (!st || st.fpc?.state !== 'ready') return false;
+        try { return ShmReader.open(cfg.shm.path).header().counters.syncEnds > 0; } catch { return false; }
+      }, logFile);
+    }
+  }
+  if (o.json) console.log(JSON.stringify({ started: pids }));
+  else console.log(`lfp started: fpmd pid ${pids.fpmd}, cmgrd pid ${pids.cmgrd}; logs in ${cfg.logDir}`);
+  return 0;
+}
+
+async function stop(o: Opts): Promise<number> {
+  const { cfg } = configOf(o);
+  const stopped: string[] = [];
+  for (const d of [...DAEMONS].reverse()) {
+    const pid = runningPid(cfg, d);
+    if (!pid) { try { fs.unlinkSync(pidFile(cfg, d.name)); } catch { /* none */ } continue; }
+    process.kill(pid, 'SIGTERM');
+    const end = Date.now() + 5000;
+    while (Date.now() < end && runningPid(cfg, d)) await sleep(50);
+    if (runningPid(cfg, d)) process.kill(pid, 'SIGKILL');
+    try { fs.unlinkSync(pidFile(cfg, d.name)); } catch { /* none */ }
+    stopped.push(`${d.name} (pid ${pid})`);
+  }
+  if (o.json) console.log(JSON.stringify({ stopped }));
+  else console.log(stopped.length ? `stopped ${stopped.join(', ')}` : 'lfp was not running');
+  return 0;
+}
+
+function status(o: Opts): number {
+  const { cfg } = configOf(o);
+  const st: Record<string, unknown> = {};
+  for (const d of DAEMONS) st[d.name] = { pid: runningPid(cfg, d) };
+  st.cmgrd = { ...(st.cmgrd as object), status: readStatus(cfg) };
+  try {
+    const r = ShmReader.open(cfg.shm.path);
+    st.shm = { path: cfg.shm.path, heartbeatAgeMs: r.heartbeatAgeMs(), header: r.header() };
+  } catch (e) {
+    st.shm = { path: cfg.shm.path, error: (e as Error).message };
+  }
+  if (o.json) { console.log(JSON.stringify(st, null, 2)); return 0; }
+  const c = st.cmgrd as { pid: number | null; status: Record<string, any> | null };
+  const f = st.fpmd as { pid: number | null };
+  const shm = st.shm as { heartbeatAgeMs?: number; error?: string };
+  console.log(`fpmd:  ${f.pid ? `running (pid ${f.pid})` : 'not running'}`);
+  console.log(`cmgrd: ${c.pid ? `running (pid ${c.pid})` : 'not running'}${c.status ? `, FPC ${c.status.fpc?.state}, cache ${JSON.stringify(c.status.cache)}` : ''}`);
+  console.log(`shm:   ${cfg.shm.path} ${shm.error ? `unavailable: ${shm.error}` : `writer heartbeat ${shm.heartbeatAgeMs} ms ago`}`);
+  return f.pid && c.pid ? 0 : 3;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const o = parseArgs(argv);
+  switch (o.rest[0]) {
+    case 'show': return show(o);
+    case 'start': return start(o);
+    case 'stop': return stop(o);
+    case 'status': return status(o);
+    case undefined: throw new UsageError('');
+    default: throw new UsageError(`unknown command "${o.rest[0]}"`);
+  }
+}
+
+// exitCode, not exit(): a large output to a pipe must drain first.
+main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (e: Error) => {
+  if (e instanceof UsageError) {
+    if (e.message) process.stderr.write(`fpctl: ${e.message}\n`);
+    process.stderr.write(USAGE + '\n');
+    process.exitCode = 2;
+    return;
+  }
+  process.stderr.write(`fpctl: ${e.message}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what lfp needs and is missing: Debian packages (apt-get) and npm packages (npm ci).
+# Idempotent and quiet when everything is there. Run as root (make does it for you).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages: iproute2 (ip), kmod + user-mode-linux (full-kernel IPsec tests),
+# g++/make/python3 (node-gyp), tcpdump (demo, tests).
+PKGS=(iproute2 kmod user-mode-linux g++ make python3 tcpdump)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then echo "install-deps: missing Debian packages ${missing[*]}; run as root" >&2; exit 1; fi
+  echo "install-deps: installing ${missing[*]}"
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm packages, when node_modules is missing or older than the lock file.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "install-deps: npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi

@@ -1,0 +1,275 @@
+import * as assert from 'assert';
+import type { Route } from '../../lib/model';
+import { GROUP_BUCKETS, TBL24_ENTRIES, computeLayout, fibKind, fibPlen, type ShmConfig } from '../../shared-mem/layout';
+import { ShmWriter } from '../../shared-mem/writer';
+import { ShmReader } from '../../shared-mem/reader';
+import { SMALL_CONFIG, route4, route6 } from '../../shared-mem/test-fixtures';
+import { format4, format6, parse6 } from '../../shared-mem/addr';
+
+function setup(cfg: Partial<ShmConfig> = SMALL_CONFIG): { sab: SharedArrayBuffer; w: ShmWriter; r: ShmReader } {
+  const sab = new SharedArrayBuffer(computeLayout(cfg).totalSize);
+  const w = ShmWriter.create(sab, cfg);
+  return { sab, w, r: ShmReader.attach(sab) };
+}
+
+function rng(seed: number): (n: number) => number {
+  let s = seed >>> 0;
+  return (n: number) => {
+    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    return n === 0x100000000 ? s : s % n;
+  };
+}
+
+const mask4 = (plen: number): number => (plen === 0 ? 0 : (0xffffffff << (32 - plen)) >>> 0);
+
+/** What the FIB must answer for an address: gw of the longest tos-0 prefix, lowest priority. */
+interface Ref4 { p: number; plen: number; prio: number; tos: number; gw: string }
+
+function expect4(routes: Map<string, Ref4>, a: number): string | null {
+  let best: Ref4 | null = null;
+  for (const r of routes.values()) {
+    if (r.tos !== 0 || ((a & mask4(r.plen)) >>> 0) !== r.p) continue;
+    if (!best || r.plen > best.plen || (r.plen === best.plen && r.prio < best.prio)) best = r;
+  }
+  return best ? best.gw : null;
+}
+
+function gwOf(r: ShmReader, v: number): string | null {
+  if (v === 0) return null;
+  assert.strictEqual(fibKind(v), 1, `kind of ${v.toString(16)}`);
+  return r.nexthop(v & 0x3fffff)!.gw!;
+}
+
+describe('shm FIB', () => {
+  it('IPv4 DIR-24-8 longest-prefix match against a brute-force reference (adds, deletes, priorities, tos)', function () {
+    this.timeout(300000);
+    const { sab, w, r } = setup({ ...SMALL_CONFIG, fib4Tables: 1 });
+    const rnd = rng(42);
+    const ref = new Map<string, Ref4>();
+    const keyOf = (x: Ref4) => `${x.p}/${x.plen}/${x.tos}/${x.prio}`;
+    const routeOf = (x: Ref4): Route => route4(format4(x.p), x.plen, x.gw, { priority: x.prio, tos: x.tos });
+    // Prefixes clustered under a few /8s so that lengths overlap; short prefixes are rare (each
+    // costs up to 2^(24-plen) tbl24 words).
+    const bases = [0x0a000000, 0x0b000000, 0xc0a80000, 0x7f000000];
+    const gen = (): Ref4 => {
+      const k = rnd(100);
+      const plen = k < 3 ? rnd(8) : k < 10 ? 8 + rnd(8) : k < 50 ? 16 + rnd(9) : 25 + rnd(8);
+      const a = (bases[rnd(bases.length)] | (rnd(4) << 16) | (rnd(8) << 8) | rnd(256)) >>> 0;
+      const tos = rnd(20) === 0 ? 0x10 : 0;
+      return { p: (a & mask4(plen)) >>> 0, plen, prio: rnd(3) * 100, tos, gw: `192.0.2.${1 + rnd(50)}` };
+    };
+    const probe = (): number[] => {
+      const out: number[] = [];
+      for (const x of ref.values()) {
+        const last = (x.p | ~mask4(x.plen)) >>> 0;
+        out.push(x.p, last, (x.p - 1) >>> 0, (last + 1) >>> 0, (x.p + rnd(1 + (last - x.p))) >>> 0);
+      }
+      for (let i = 0; i < 2000; i++) out.push((bases[rnd(bases.length)] | rnd(1 << 19)) >>> 0, rnd(0x100000000));
+      return out;
+    };
+    const check = (what: string): void => {
+      const slot = r.fib4Slot(0, 254);
+      if (ref.size === 0) { assert.strictEqual(slot, -1, what); return; }
+      for (const a of probe()) {
+        const v = r.lookup4(slot, a);
+        const got = gwOf(r, v), exp = expect4(ref, a);
+        if (got !== exp) assert.fail(`${what}: ${format4(a)} -> ${got}, expected ${exp}`);
+        if (v !== 0) {
+          // the plen bits are the matched prefix length
+          const m = [...ref.values()].filter((x) => x.tos === 0 && ((a & mask4(x.plen)) >>> 0) === x.p).reduce((b, x) => Math.max(b, x.plen), -1);
+          assert.strictEqual(fibPlen(v), m);
+        }
+      }
+    };
+    for (let i = 0; i < 3000; i++) {
+      const x = gen();
+      ref.set(keyOf(x), x);
+      w.upsert({ kind: 'route', obj: routeOf(x) });
+    }
+    check('after adds');
+    // replace next hops of some, delete half, add more
+    const keys = [...ref.keys()];
+    for (let i = 0; i < keys.length; i++) {
+      const x = ref.get(keys[i])!;
+      if (i % 2 === 0) { ref.delete(keys[i]); assert.strictEqual(w.remove({ kind: 'route', obj: routeOf(x) }), true); }
+      else if (i % 5 === 1) { x.gw = `198.51.100.${1 + rnd(20)}`; assert.strictEqual(w.upsert({ kind: 'route', obj: routeOf(x) }), true); }
+    }
+    for (let i = 0; i < 1000; i++) {
+      const x = gen();
+      ref.set(keyOf(x), x);
+      w.upsert({ kind: 'route', obj: routeOf(x) });
+    }
+    check('after deletes and re-adds');
+    // delete everything: the table is freed, tbl24 all zero, no tbl8 group, no next hop left
+    const slot = r.fib4Slot(0, 254);
+    for (const x of ref.values()) w.remove({ kind: 'route', obj: routeOf(x) });
+    ref.clear();
+    check('empty');
+    const t24 = new Uint32Array(sab, computeLayout({ ...SMALL_CONFIG, fib4Tables: 1 }).regions.tbl24.offset + slot * TBL24_ENTRIES * 4, TBL24_ENTRIES);
+    assert.ok(t24.every((x) => x === 0), 'tbl24 not clean');
+    const k = r.header().kinds;
+    assert.deepStrictEqual([k.tbl8.count, k.nexthop.count, k.route.count, k.fib4Table.count], [0, 0, 0, 0]);
+  });
+
+  it('IPv6 hash longest-prefix match against a brute-force reference', function () {
+    this.timeout(120000);
+    const { r, w } = setup({ ...SMALL_CONFIG, fib6Entries: 8192 });
+    const rnd = rng(7);
+    type Ref6 = { p: Uint32Array; plen: number; prio: number; gw: string; dst: string };
+    const ref = new Map<string, Ref6>();
+    const bases = ['2001:db8::', '2001:db8:ffff:8000::', 'fd00::', '::'].map((s) => { const x = new Uint32Array(4); parse6(s, x, 0); return x; });
+    const maskTo = (a: Uint32Array, plen: number): Uint32Array => {
+      const m = new Uint32Array(4);
+      for (let k = 0; k < 4; k++) {
+        const bits = plen - 32 * k;
+        m[k] = bits >= 32 ? a[k] : bits <= 0 ? 0 : (a[k] & (0xffffffff << (32 - bits))) >>> 0;
+      }
+      return m;
+    };
+    const randAddr = (): Uint32Array => {
+      const b = bases[rnd(bases.length)];
+      const a = Uint32Array.from(b);
+      a[1] = (a[1] | rnd(4)) >>> 0; a[2] = rnd(4) << 30; a[3] = rnd(0x100000000);
+      if (rnd(3) === 0) a[0] = (a[0] | (rnd(16) << 8)) >>> 0;
+      return a;
+    };
+    const gen = (): Ref6 => {
+      const plen = rnd(10) === 0 ? rnd(129) : [0, 16, 32, 48, 56, 64, 65, 96, 127, 128][rnd(10)];
+      const p = maskTo(randAddr(), plen);
+      return { p, plen, prio: rnd(2) * 10, gw: `fe80::${(1 + rnd(30)).toString(16)}`, dst: format6(p, 0) };
+    };
+    const key = (x: Ref6) => `${x.dst}/${x.plen}/${x.prio}`;
+    const routeOf = (x: Ref6): Route => route6(x.dst, x.plen, x.gw, { priority: x.prio });
+    const matches = (x: Ref6, a: Uint32Array) => { const m = maskTo(a, x.plen); return m.every((v, i) => v === x.p[i]); };
+    const expect = (a: Uint32Array): string | null => {
+      let best: Ref6 | null = null;
+      for (const x of ref.values()) {
+        if (!matches(x, a)) continue;
+        if (!best || x.plen > best.plen || (x.plen === best.plen && x.prio < best.prio)) best = x;
+      }
+      return best ? best.gw : null;
+    };
+    const check = (what: string) => {
+      const slot = r.fib6Slot(0, 254);
+      const addrs = [...[...ref.values()].map((x) => x.p), ...Array.from({ length: 3000 }, randAddr)];
+      for (const a of addrs) {
+        const v = slot < 0 ? 0 : r.lookup6(slot, a);
+        const got = gwOf(r, v), exp = expect(a);
+        if (got !== exp) assert.fail(`${what}: ${format6(a, 0)} -> ${got}, expected ${exp}`);
+      }
+    };
+    for (let round = 0; round < 4; round++) {
+      for (let i = 0; i < 1500; i++) { const x = gen(); ref.set(key(x), x); w.upsert({ kind: 'route', obj: routeOf(x) }); }
+      check(`round ${round} adds`);
+      const keys = [...ref.keys()];
+      for (let i = 0; i < keys.length; i += 2) { w.remove({ kind: 'route', obj: routeOf(ref.get(keys[i])!) }); ref.delete(keys[i]); }
+      check(`round ${round} deletes`);
+    }
+    for (const x of ref.values()) w.remove({ kind: 'route', obj: routeOf(x) });
+    ref.clear();
+    check('empty');
+    const k = r.header().kinds;
+    assert.deepStrictEqual([k.fib6Prefix.count, k.fib6Table.count, k.nexthop.count], [0, 0, 0]);
+  });
+
+  it('ECMP groups: buckets proportional to the weights, shared and reference counted', () => {
+    const { w, r } = setup();
+    const mp = (dst: string, ws: number[]): Route => ({
+      ...route4(dst, 16, undefined), nexthops: ws.map((wt, i) => ({ gw: `10.0.0.${i + 1}`, ifindex: 2, weight: wt, flags: 0 })),
+    });
+    w.upsert({ kind: 'route', obj: mp('10.1.0.0', [1, 2, 5]) });
+    w.upsert({ kind: 'route', obj: mp('10.2.0.0', [1, 2, 5]) });
+    w.upsert({ kind: 'route', obj: mp('10.3.0.0', [1, 256]) });
+    w.upsert({ kind: 'route', obj: mp('10.4.0.0', Array(16).fill(1)) });
+    w.upsert({ kind: 'route', obj: route4('10.5.0.0', 16, '10.0.0.1') });
+    let k = r.header().kinds;
+    assert.strictEqual(k.group.count, 3);
+    assert.strictEqual(k.nexthop.count, 16);
+    const slot = r.fib4Slot(0, 254);
+    const v1 = r.lookup4(slot, 0x0a010001), v2 = r.lookup4(slot, 0x0a020001);
+    assert.strictEqual(fibKind(v1), 2);
+    assert.strictEqual(v1 & 0x3fffff, v2 & 0x3fffff, 'same group shared');
+    const counts = (g: number) => { const x = r.group(g)!; const c = new Array(x.members.length).fill(0); for (const b of x.buckets) c[b]++; return c; };
+    assert.deepStrictEqual(counts(v1 & 0x3fffff), [32, 64, 160]);
+    const c3 = counts(r.lookup4(slot, 0x0a030001) & 0x3fffff);
+    assert.deepStrictEqual(c3, [1, 255]); // every member gets at least one bucket
+    assert.deepStrictEqual(counts(r.lookup4(slot, 0x0a040001) & 0x3fffff), Array(16).fill(16));
+    // groupSelect over all bucket hashes follows the buckets
+    const g = v1 & 0x3fffff, info = r.group(g)!;
+    const sel = new Map<number, number>();
+    for (let h = 0; h < 4 * GROUP_BUCKETS; h++) { const nh = r.groupSelect(g, h); sel.set(nh, (sel.get(nh) ?? 0) + 1); }
+    assert.deepStrictEqual(info.members.map((m) => sel.get(m.nexthop)), [128, 256, 640]);
+    assert.strictEqual(r.nexthopOf(v1, 5), info.members[info.buckets[5]].nexthop);
+    assert.deepStrictEqual(r.list('route').find((x) => x.obj.dst === '10.1.0.0')!.obj.nexthops.map((n) => n.weight), [1, 2, 5]);
+    // refcounts: removing routes frees groups and next hops only with their last user
+    w.remove({ kind: 'route', obj: mp('10.1.0.0', []) });
+    assert.strictEqual(r.group(g)!.members.length, 3);
+    w.remove({ kind: 'route', obj: mp('10.2.0.0', []) });
+    assert.strictEqual(r.group(g), null);
+    k = r.header().kinds;
+    assert.deepStrictEqual([k.group.count, k.nexthop.count], [2, 16]);
+    w.remove({ kind: 'route', obj: mp('10.4.0.0', []) });
+    assert.deepStrictEqual([r.header().kinds.group.count, r.header().kinds.nexthop.count], [1, 2]);
+    w.remove({ kind: 'route', obj: mp('10.3.0.0', []) });
+    assert.deepStrictEqual([r.header().kinds.group.count, r.header().kinds.nexthop.count], [0, 1]);
+    // a route changing its next hop releases the old one
+    w.upsert({ kind: 'route', obj: route4('10.5.0.0', 16, '10.0.0.9') });
+    assert.strictEqual(r.header().kinds.nexthop.count, 1);
+    assert.strictEqual(r.nexthop(r.lookup4(slot, 0x0a050001) & 0x3fffff)!.gw, '10.0.0.9');
+  });
+
+  it('next hops carry type, family, vrf, ifindex, flags and mtu; blackhole/unreachable/local routes', () => {
+    const { w, r } = setup();
+    w.upsert({ kind: 'route', obj: { ...route4('192.0.2.0', 24, undefined, { type: 'blackhole' }), nexthops: [] } });
+    w.upsert({ kind: 'route', obj: route4('10.0.0.0', 8, '10.255.0.1', { vrf: 2, mtu: 1300 }) });
+    w.upsert({ kind: 'route', obj: { ...route6('2001:db8::', 32, undefined, { type: 'prohibit' }), nexthops: [] } });
+    const s = r.fib4Slot(0, 254);
+    assert.deepStrictEqual(r.nexthop(r.lookup4(s, 0xc0000201) & 0x3fffff), { type: 'blackhole', family: 4, vrf: 0, ifindex: 0, flags: 0, mtu: 0 });
+    assert.deepStrictEqual(r.nexthop(r.lookup4(r.fib4Slot(2, 254), 0x0a000001) & 0x3fffff),
+      { type: 'unicast', family: 4, vrf: 2, ifindex: 2, flags: 0, mtu: 1300, gw: '10.255.0.1' });
+    const a = new Uint32Array(4); parse6('2001:db8::1', a, 0);
+    assert.strictEqual(r.nexthop(r.lookup6(r.fib6Slot(0, 254), a) & 0x3fffff)!.type, 'prohibit');
+    const out = new Int32Array(16);
+    assert.strictEqual(r.readNexthop(r.lookup4(s, 0xc0000201) & 0x3fffff, out), 1);
+    assert.strictEqual(r.readNexthop(60000, out), 0);
+  });
+
+  it('1,000,000 IPv4 route upserts in well under 10 s', function () {
+    this.timeout(120000);
+    const cfg: Partial<ShmConfig> = { ...SMALL_CONFIG, maxRoutes: 1_100_000, fib4Tables: 1, tbl8Groups: 65536, maxNexthops: 4096 };
+    const { w, r } = setup(cfg);
+    // A full-table-like mix: 60 % /24, 38 % /16../23, 1 % /8../15, 1 % /25../32; 32 next hops.
+    const rnd = rng(1);
+    const seen = new Set<number>();
+    const routes: Route[] = [];
+    const gws = Array.from({ length: 32 }, (_, i) => `192.0.2.${i + 1}`);
+    while (routes.length < 1_000_000) {
+      const k = rnd(100);
+      const plen = k < 60 ? 24 : k < 98 ? 16 + rnd(8) : k < 99 ? 8 + rnd(8) : 25 + rnd(8);
+      const p = (rnd(0x100000000) & mask4(plen)) >>> 0;
+      const key = p * 64 + plen;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      routes.push(route4(format4(p), plen, gws[rnd(32)], { protocol: 186, priority: 20 }));
+    }
+    const t0 = process.hrtime.bigint();
+    for (const x of routes) w.upsert({ kind: 'route', obj: x });
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    const t1 = process.hrtime.bigint();
+    let unchanged = 0;
+    for (let i = 0; i < 100_000; i++) if (!w.upsert({ kind: 'route', obj: routes[i] })) unchanged++;
+    const msSame = Number(process.hrtime.bigint() - t1) / 1e6;
+    const slot = r.fib4Slot(0, 254);
+    const t2 = process.hrtime.bigint();
+    let x = 0;
+    for (let i = 0; i < 10_000_000; i++) x ^= r.lookup4(slot, rnd(0x100000000));
+    const msLookup = Number(process.hrtime.bigint() - t2) / 1e6;
+    const h = r.header().kinds;
+    console.log(`      1M IPv4 upserts: ${ms.toFixed(0)} ms (${(ms * 1000 / 1e6).toFixed(2)} us each); 100k identical upserts: ${msSame.toFixed(0)} ms;`
+      + ` 10M lookup4: ${msLookup.toFixed(0)} ms; tbl8 groups ${h.tbl8.count}, next hops ${h.nexthop.count}`);
+    assert.strictEqual(h.route.count, 1_000_000);
+    assert.strictEqual(unchanged, 100_000);
+    assert.ok(ms < 10000, `${ms} ms`);
+    assert.ok(x >= 0);
+  });
+});
