@@ -53,6 +53,9 @@ const T = {
   policy: root.lookupType('lfp.fpc.XfrmPolicy'),
   sa: root.lookupType('lfp.fpc.XfrmSa'),
 };
+/** The protobufjs types of fpc.proto (for tools and tests that need to build unusual frames). */
+export const schema = T;
+
 {
   const schemaEnum = root.lookupEnum('lfp.fpc.Schema');
   if (schemaEnum.values.SCHEMA_VERSION !== SCHEMA_VERSION) {

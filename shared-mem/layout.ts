@@ -345,13 +345,21 @@ export const HASH_TOMB = 0xffffffff;
 // ---------------------------------------------------------------------------------------------
 // Hashing (shared by writer and reader)
 
-export function hashStart(seed: number): number { return (seed * 0x9e3779b1) | 0; }
+// MurmurHash3 (x86, 32-bit) word step and finalizer. Changing these changes the layout (bump
+// LAYOUT_VERSION): the hash indexes in an existing file were built with them.
+export function hashStart(seed: number): number { return Math.imul(seed, 0x9e3779b1); }
 export function hashMix(h: number, w: number): number {
-  h = Math.imul(h ^ w, 0x85ebca6b);
-  return h ^ (h >>> 13);
+  let k = Math.imul(w, 0xcc9e2d51);
+  k = (k << 15) | (k >>> 17);
+  h ^= Math.imul(k, 0x1b873593);
+  h = (h << 13) | (h >>> 19);
+  return (Math.imul(h, 5) + 0xe6546b64) | 0;
 }
 export function hashEnd(h: number): number {
-  h = Math.imul(h ^ (h >>> 16), 0xc2b2ae35);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
   return (h ^ (h >>> 16)) >>> 0;
 }
 

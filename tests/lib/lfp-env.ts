@@ -25,7 +25,7 @@ export async function waitUntil(what: string, timeoutMs: number, cond: () => boo
   }
 }
 
-export interface EnvOptions { cpNetns: string; ports?: string[]; rcvbuf?: number; shm?: Partial<LfpConfig['shm']>; fpc?: string }
+export interface EnvOptions { cpNetns: string; noCmgrd?: boolean; ports?: string[]; rcvbuf?: number; shm?: Partial<LfpConfig['shm']>; fpc?: string }
 
 export class LfpEnv {
   readonly dir: string;
@@ -52,8 +52,10 @@ export class LfpEnv {
     try {
       env.spawn('fpmd', ['--fresh']);
       await waitUntil('fpmd shared memory', 10000, () => { env.reader_ = ShmReader.open(env.cfg.shm.path); return true; }, 20);
-      env.spawn('cmgrd');
-      await env.waitSynced(30000);
+      if (!o.noCmgrd) {
+        env.spawn('cmgrd');
+        await env.waitSynced(30000);
+      }
     } catch (e) {
       env.stop();
       throw new Error(`${(e as Error).message}\n--- logs ---\n${env.logs()}`);
