@@ -854,6 +854,9 @@ export class ShmWriter {
     const mk = this.sMask;
     mk[0] = w[ROUTE_E.DST]; mk[1] = w[ROUTE_E.DST + 1]; mk[2] = w[ROUTE_E.DST + 2]; mk[3] = w[ROUTE_E.DST + 3];
     maskWords(mk, 0, family, plen);
+    if (mk[0] !== w[ROUTE_E.DST] || mk[1] !== w[ROUTE_E.DST + 1] || mk[2] !== w[ROUTE_E.DST + 2] || mk[3] !== w[ROUTE_E.DST + 3]) {
+      throw new TypeError(`route destination ${r.dst}/${plen} has host bits set`);
+    }
     let st4: Fib4State | undefined, st6: Fib6State | undefined;
     let pk4 = 0, pk6 = '', key = '';
     let existing: number;

@@ -89,6 +89,8 @@ describe('shm objects', () => {
     const bad: AnyObject[] = [
       { kind: 'route', obj: route4('10.0.0.256', 24, '1.1.1.1') },
       { kind: 'route', obj: route4('10.0.0.0', 33, '1.1.1.1') },
+      { kind: 'route', obj: route4('10.0.0.1', 24, '1.1.1.1') },
+      { kind: 'route', obj: route6('2001:db8::1', 64, 'fe80::1') },
       { kind: 'route', obj: route4('10.0.0.0', 24, 'zz') },
       { kind: 'route', obj: { ...route4('10.0.0.0', 24, '1.1.1.1'), type: 'weird' as never } },
       { kind: 'route', obj: { ...route4('10.0.0.0', 24, '1.1.1.1'), nexthops: Array.from({ length: 17 }, (_, i) => ({ gw: `1.1.1.${i}`, ifindex: 2, weight: 1, flags: 0 })) } },
@@ -328,7 +330,10 @@ describe('shm objects', () => {
           : [{ gw: `1.1.1.${rnd(8)}`, ifindex: 2, weight: 1, flags: 0 }];
         return { kind: 'route', obj: { ...route4(dst, plen, undefined, { vrf, priority: rnd(3) * 10, table: [254, 100][rnd(2)] }), nexthops: nh } };
       }
-      if (k < 8) return { kind: 'route', obj: route6(`2001:db8:${rnd(4)}:${rnd(16).toString(16)}::`, [48, 64][rnd(2)], `fe80::${1 + rnd(4)}`, { vrf }) };
+      if (k < 8) {
+        const plen = [48, 64][rnd(2)];
+        return { kind: 'route', obj: route6(plen === 64 ? `2001:db8:${rnd(4)}:${1 + rnd(15)}::` : `2001:db8:${rnd(4)}::`, plen, `fe80::${1 + rnd(4)}`, { vrf }) };
+      }
       if (k < 9) return { kind: 'neighbour', obj: { vrf, ifindex: 2, family: 4, addr: `1.1.1.${rnd(16)}`, lladdr: `00:00:00:00:00:0${rnd(8)}`, state: 2, flags: 0 } };
       return sampleObjects(vrf)[rnd(sampleObjects(vrf).length)];
     };
