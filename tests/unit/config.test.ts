@@ -1,0 +1,27 @@
+import { strict as assert } from 'assert';
+import { parseConfig, DEFAULT_CONFIG, ConfigError } from '../../lib/config';
+
+describe('config file', () => {
+  it('fills defaults and reads every key', () => {
+    const c = parseConfig(JSON.stringify({ controlPlaneNetns: 'cp', ports: ['eth1', 'eth2'], fpc: 'tcp://10.0.0.1:5555', shm: { path: '/dev/shm/x', maxRoutes: 10 }, runDir: '/r', logDir: '/l', netlinkRcvbuf: 1 << 20, logLevel: 'debug' }));
+    assert.equal(c.controlPlaneNetns, 'cp');
+    assert.deepEqual(c.ports, ['eth1', 'eth2']);
+    assert.equal(c.shm.maxRoutes, 10);
+    assert.deepEqual(parseConfig('{}'), { ...DEFAULT_CONFIG, ports: [], shm: { ...DEFAULT_CONFIG.shm } });
+  });
+  it('refuses bad input with an error that names the key', () => {
+    const bad: [string, RegExp][] = [
+      ['{', /not valid JSON/],
+      ['[]', /must be a JSON object/],
+      ['{"port": []}', /unknown key "port"/],
+      ['{"ports": ["a-very-long-interface-name"]}', /"ports" must be a list of interface names/],
+      ['{"ports": ["eth1", "eth1"]}', /lists an interface twice/],
+      ['{"fpc": "http://x"}', /"fpc" must be ipc:\/\/\/path or tcp:\/\/host:port/],
+      ['{"shm": {"maxRoutes": -1}}', /"shm.maxRoutes" must be a positive integer/],
+      ['{"shm": {"path": "relative"}}', /absolute path/],
+      ['{"shm": {"routes": 1}}', /unknown key "shm.routes"/],
+      ['{"logLevel": "loud"}', /"logLevel" must be/],
+    ];
+    for (const [text, re] of bad) assert.throws(() => parseConfig(text, 'lfp.json'), (e: unknown) => e instanceof ConfigError && re.test(e.message) && e.message.startsWith('lfp.json:'), text);
+  });
+});
