@@ -62,6 +62,9 @@ export class CacheManager {
     sentAdds: 0, sentDels: 0, swept: 0, ignored: 0, nsidEvents: 0,
   };
   private cpPath: string | undefined;
+  private pendingNsid = new Map<number, Buffered[]>();
+  private ignoredNsids = new Set<number>();
+  private learning = new Set<number>();
   private cpInode = -1;
   private statusTimer: NodeJS.Timeout | null = null;
   private closed = false;
@@ -172,9 +175,15 @@ export class CacheManager {
     return found;
   }
 
+  /** Whether the namespace with this nsid and name is a VRF (config vrfNetns; default: all). */
+  private isVrfNetns(name: string): boolean {
+    return this.cfg.vrfNetns === null || this.cfg.vrfNetns.includes(name);
+  }
+
   private async discoverVrfs(): Promise<void> {
     for (const [nsid, name] of await this.scanNetns()) {
-      if (!this.vrfs.has(nsid)) this.createVrf(nsid, name);
+      if (this.vrfs.has(nsid)) continue;
+      if (!this.isVrfNetns(name) || !this.createVrf(nsid, name)) this.ignoredNsids.add(nsid);
     }
   }
 
@@ -193,12 +202,33 @@ export class CacheManager {
     return st;
   }
 
-  private async onNewNsid(nsid: number): Promise<void> {
-    if (this.vrfs.has(nsid)) return;
-    const names = await this.scanNetns();
-    if (this.vrfs.has(nsid)) return;
-    const st = this.createVrf(nsid, names.get(nsid) ?? '');
-    if (st) await this.resyncVrf(st, ALL_KINDS);
+  /**
+   * A namespace got an nsid (or sent an event with an nsid not known yet): find its name, decide
+   * whether it is a VRF, then dump it. Its events wait in pendingNsid meanwhile.
+   */
+  private async learnNsid(nsid: number): Promise<void> {
+    // (vrfs always has 0, the control plane: an nsid 0 still goes through, to be refused with a reason)
+    if ((nsid !== 0 && this.vrfs.has(nsid)) || this.learning.has(nsid)) return;
+    this.learning.add(nsid);
+    try {
+      const name = (await this.scanNetns()).get(nsid) ?? '';
+      const pending = this.pendingNsid.get(nsid) ?? [];
+      this.pendingNsid.delete(nsid);
+      if (nsid !== 0 && this.vrfs.has(nsid)) return;
+      if (!this.isVrfNetns(name)) {
+        this.ignoredNsids.add(nsid);
+        this.log.info(`nsid ${nsid} (netns "${name || 'unnamed'}") is not a VRF: not listed in vrfNetns`);
+        return;
+      }
+      const st = this.createVrf(nsid, name);
+      if (!st) { this.ignoredNsids.add(nsid); return; }
+      st.buffer.push(...pending);
+      await this.resyncVrf(st, ALL_KINDS);
+    } catch (e) {
+      this.log.error(`nsid ${nsid}: ${(e as Error).message}`);
+    } finally {
+      this.learning.delete(nsid);
+    }
   }
 
   private removeVrf(nsid: number): void {
@@ -222,14 +252,15 @@ export class CacheManager {
       return;
     }
     const vrf = nsid < 0 ? 0 : nsid;
-    let st = this.vrfs.get(vrf);
+    // nsid 0 is never VRF 0 (the control plane has no nsid of its own): it is refused like any non-VRF
+    const st = nsid === 0 ? undefined : this.vrfs.get(vrf);
     if (!st) {
-      if (nsid === 0 || nsid >= (this.cfg.shm.maxVrfs ?? 256)) return;
-      // An event from a namespace whose nsid we have not processed yet: learn it, buffer meanwhile.
-      const created = this.createVrf(nsid, '');
-      if (!created) return;
-      st = created;
-      void this.onNewNsid(nsid).then(() => this.resyncVrf(created, ALL_KINDS));
+      if (this.ignoredNsids.has(nsid)) { this.counters.ignored++; return; }
+      // An event from a namespace whose nsid we have not processed yet: learn it, hold its events.
+      let pending = this.pendingNsid.get(nsid);
+      if (!pending) { pending = []; this.pendingNsid.set(nsid, pending); void this.learnNsid(nsid); }
+      pending.push({ proto, msg: cloneMsg(msg) });
+      return;
     }
     if (st.buffering) {
       st.buffer.push({ proto, msg: cloneMsg(msg) });
@@ -242,11 +273,12 @@ export class CacheManager {
     this.counters.nsidEvents++;
     const r = decodeRtnl(msg, 0);
     if (r.kind !== 'nsid') return;
-    if (r.op === 'new' && r.nsid === 0) {
-      this.createVrf(0, '(a namespace)'); // logs why nsid 0 cannot be a VRF
-    } else if (r.op === 'new') {
-      if (!this.vrfs.has(r.nsid)) void this.onNewNsid(r.nsid).catch((e) => this.log.error(`nsid ${r.nsid}: ${(e as Error).message}`));
+    if (r.op === 'new') {
+      this.ignoredNsids.delete(r.nsid);
+      void this.learnNsid(r.nsid);
     } else {
+      this.ignoredNsids.delete(r.nsid);
+      this.pendingNsid.delete(r.nsid);
       this.removeVrf(r.nsid);
     }
   }

@@ -12,6 +12,12 @@ export interface ShmSizes {
 export interface LfpConfig {
   /** Linux network namespace that is the control plane (VRF 0); "" = the namespace fpctl runs in. */
   controlPlaneNetns: string;
+  /**
+   * Names of the network namespaces that are VRFs (VRF id = their nsid in the control plane), or null:
+   * every namespace with an nsid. (The kernel also gives nsids to namespaces that merely hold the
+   * peer of a veth, which a list keeps out.)
+   */
+  vrfNetns: string[] | null;
   /** Names of the interfaces the fast path owns (in the control-plane netns). */
   ports: string[];
   /** FPC endpoint: ipc:///path (default) or tcp://host:port. */
@@ -29,6 +35,7 @@ export interface LfpConfig {
 
 export const DEFAULT_CONFIG: LfpConfig = {
   controlPlaneNetns: '',
+  vrfNetns: null,
   ports: [],
   fpc: 'ipc:///run/lfp/fpc.sock',
   shm: { path: '/dev/shm/lfp' },
@@ -73,6 +80,14 @@ export function parseConfig(text: string, source = 'config'): LfpConfig {
         break;
       }
       case 'netlinkRcvbuf': c.netlinkRcvbuf = posInt(r[k], k); break;
+      case 'vrfNetns': {
+        const v = r[k];
+        if (v !== null && (!Array.isArray(v) || v.some((p) => typeof p !== 'string' || p.length === 0))) {
+          throw new ConfigError(`${source}: "vrfNetns" must be a list of network namespace names, or null for all`);
+        }
+        c.vrfNetns = v as string[] | null;
+        break;
+      }
       case 'ports': {
         const v = r[k];
         if (!Array.isArray(v) || v.some((p) => typeof p !== 'string' || p.length === 0 || p.length > 15)) {
@@ -97,7 +112,7 @@ export function parseConfig(text: string, source = 'config'): LfpConfig {
         break;
       }
       default:
-        throw new ConfigError(`${source}: unknown key "${k}" (known: controlPlaneNetns, ports, fpc, shm, runDir, logDir, netlinkRcvbuf, logLevel)`);
+        throw new ConfigError(`${source}: unknown key "${k}" (known: controlPlaneNetns, vrfNetns, ports, fpc, shm, runDir, logDir, netlinkRcvbuf, logLevel)`);
     }
   }
   return c;

@@ -33,9 +33,10 @@ mkdir -p $D
 cat > $CFG <<JSON
 {
   "controlPlaneNetns": "lfp-demo-cp",
+  "vrfNetns": ["lfp-demo-vrf7"],
   "ports": ["eth1", "eth2"],
   "fpc": "ipc://$D/fpc.sock",
-  "shm": { "path": "/dev/shm/lfp-demo", "maxRoutes": 100000, "fib4Tables": 4, "fib6Tables": 4, "tbl8Groups": 4096 },
+  "shm": { "path": "/dev/shm/lfp-demo", "maxRoutes": 100000, "tbl8Groups": 4096 },
   "runDir": "$D",
   "logDir": "$D"
 }
@@ -71,8 +72,8 @@ run ip -n lfp-demo-vrf7 addr add 172.16.7.1/24 dev v7a
 run ip -n lfp-demo-vrf7 link set v7a up
 
 step "Traffic: host A pings host B (IPv4 and IPv6); Linux learns the neighbours"
-run ip netns exec lfp-demo-a ping -c 3 -i 0.2 -W 1 192.168.2.2
-run ip netns exec lfp-demo-a ping -6 -c 3 -i 0.2 -W 1 2001:db8:2::2
+run ip netns exec lfp-demo-a ping -c 3 -i 0.3 -w 5 192.168.2.2
+run ip netns exec lfp-demo-a ping -6 -c 3 -i 0.3 -w 5 2001:db8:2::2
 sleep 0.2
 
 step "What lfp mirrored into shared memory (fpctl reads it directly)"

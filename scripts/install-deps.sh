@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: iproute2 (ip), kmod + user-mode-linux (full-kernel IPsec tests),
-# g++/make/python3 (node-gyp), tcpdump (demo, tests).
-PKGS=(iproute2 kmod user-mode-linux g++ make python3 tcpdump)
+# g++/make/python3 (node-gyp), iputils-ping and tcpdump (demo, tests).
+PKGS=(iproute2 iputils-ping kmod user-mode-linux g++ make python3 tcpdump)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -11,6 +11,8 @@
 // - IPv4 FIB words (tbl24 / tbl8) are single u32 words written with Atomics.store. A tbl8 group is
 //   completely filled before the tbl24 word pointing to it is stored; a group is reused only after
 //   it was unpublished and at least one later write operation completed (free lists are FIFO).
+//   The default route (/0) of a table is not in tbl24 / tbl8 but in its descriptor word
+//   FIB4D_E.DEFAULT (one Atomics.store): a lookup that finds 0 in tbl24 / tbl8 returns it.
 // - Hash indexes use open addressing with linear probing and tombstones; a live entry never moves
 //   until a rebuild, which is done into the other of two index arrays and published by bumping the
 //   index generation word (its low bit selects the active array). A reader that misses re-checks
@@ -20,7 +22,7 @@
 // Identification
 
 export const SHM_MAGIC = 0x5350464c; // "LFPS" in little-endian bytes
-export const LAYOUT_VERSION = 1;
+export const LAYOUT_VERSION = 2; // 2: IPv4 default routes in FIB4D_E.DEFAULT, no longer in tbl24
 export const PAGE_SIZE = 4096;
 export const DEFAULT_SHM_PATH = '/dev/shm/lfp';
 
@@ -267,8 +269,14 @@ export const NH_E = { SEQ: 0, USED: 1, META: 2, VRF: 3, IFINDEX: 4, FLAGS: 5, MT
 export const GROUP_E = { SEQ: 0, USED: 1, COUNT: 2, TOTAL: 3, MEMBERS: 4, WEIGHTS: 20, BUCKETS: 36, WORDS: 128 } as const;
 export const GROUP_BUCKETS = 256;
 
-/** FIB table descriptors: a slot is owned by (VRF, TABLE) while USED. */
-export const FIB4D_E = { SEQ: 0, USED: 1, VRF: 2, TABLE: 3, WORDS: 8 } as const;
+/**
+ * FIB table descriptors: a slot is owned by (VRF, TABLE) while USED.
+ * DEFAULT (IPv4): the FIB value of the table's default route (0.0.0.0/0; 0 = none), a single word
+ * stored with Atomics.store outside the sequence lock. A /0 is never written into tbl24 / tbl8: a
+ * lookup whose tbl24 word (or the tbl8 entry it points to) is 0 returns DEFAULT, so adding,
+ * replacing or deleting a default route is one word write whatever the table holds.
+ */
+export const FIB4D_E = { SEQ: 0, USED: 1, VRF: 2, TABLE: 3, DEFAULT: 4, WORDS: 8 } as const;
 /** LENS: 5 words, bit l set when a prefix of length l (0..128) is present (updated with Atomics). */
 export const FIB6D_E = { SEQ: 0, USED: 1, VRF: 2, TABLE: 3, LENS: 4, WORDS: 16 } as const;
 

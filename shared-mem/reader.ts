@@ -374,13 +374,33 @@ export class ShmReader {
     return this.slotOf(this.base.fib6Desc, FIB6D_E.WORDS, this.config.fib6Tables, vrf, table);
   }
 
-  /** Longest-prefix match of an IPv4 address (host-order u32): the FIB value (0 = no route). */
+  /**
+   * Longest-prefix match of an IPv4 address (host-order u32): the FIB value (0 = no route). A 0 in
+   * tbl24 / tbl8 means "no prefix longer than /0": the table's default-route word answers then.
+   */
   lookup4(slot: number, addr: number): number {
     if (slot < 0) return 0;
     const u = this.u32;
-    let w = u[this.base.tbl24 + slot * TBL24_ENTRIES + (addr >>> 8)];
+    const i24 = this.base.tbl24 + slot * TBL24_ENTRIES + (addr >>> 8);
+    let w = u[i24];
     if ((w >>> 30) === FIB_TBL8) w = u[this.base.tbl8 + (w & FIB_INDEX_MASK) * TBL8_ENTRIES + (addr & 255)];
-    return w;
+    if (w !== 0) return w;
+    // The default word is returned only when the tbl24 / tbl8 word was 0 both before and after it
+    // was read (ordered loads): otherwise a lookup racing two updates (add a more specific prefix,
+    // delete the default) could answer "no route" although one of the two routes always existed.
+    w = this.word4(i24, addr);
+    if (w !== 0) return w;
+    const d = Atomics.load(u, this.base.fib4Desc + slot * FIB4D_E.WORDS + FIB4D_E.DEFAULT);
+    w = this.word4(i24, addr);
+    return w !== 0 ? w : d;
+  }
+
+  /** tbl24 / tbl8 word of an address with ordered (Atomics) loads. */
+  private word4(i24: number, addr: number): number {
+    const u = this.u32;
+    const w = Atomics.load(u, i24);
+    if ((w >>> 30) !== FIB_TBL8) return w;
+    return Atomics.load(u, this.base.tbl8 + (w & FIB_INDEX_MASK) * TBL8_ENTRIES + (addr & 255));
   }
 
   /** Longest-prefix match of an IPv6 address (4 words): the FIB value (0 = no route, LOOKUP_BUSY). */

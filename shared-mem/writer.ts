@@ -1141,7 +1141,7 @@ export class ShmWriter {
     const st: Fib4State = { slot, vrf, table, routes: 0, pfx: newPfx4(), tbl24: this.tbl24Base + slot * TBL24_ENTRIES };
     const off = this.fib4Desc + slot * FIB4D_E.WORDS, u = this.u32;
     Atomics.add(u, off, 1);
-    u[off + FIB4D_E.VRF] = vrf; u[off + FIB4D_E.TABLE] = table; u[off + FIB4D_E.USED] = 1;
+    u[off + FIB4D_E.VRF] = vrf; u[off + FIB4D_E.TABLE] = table; u[off + FIB4D_E.DEFAULT] = 0; u[off + FIB4D_E.USED] = 1;
     Atomics.add(u, off, 1);
     this.fib4.set(`${vrf}/${table}`, st);
     this.fib4BySlot[slot] = st;
@@ -1158,12 +1158,16 @@ export class ShmWriter {
     this.changed(STAT.fib4Table);
   }
 
-  /** Word of the longest installed prefix strictly shorter than plen covering p (0 if none). */
+  /**
+   * Word of the longest installed prefix strictly shorter than plen covering p, not counting /0:
+   * 0 when none (the default route lives in the descriptor's DEFAULT word, which a lookup returns
+   * when the tbl24 / tbl8 word is 0, so the range must go back to 0, not to the default's value).
+   */
   private covering4(st: Fib4State, p: number, plen: number): number {
-    for (let l = plen - 1; l >= 0; l--) {
+    for (let l = plen - 1; l >= 1; l--) {
       const pm = st.pfx[l];
       if (pm.size === 0) continue;
-      const wd = this.bestWord(pm, l === 0 ? 0 : p & (0xffffffff << (32 - l)));
+      const wd = this.bestWord(pm, p & (0xffffffff << (32 - l)));
       if (wd !== 0) return wd;
     }
     return 0;
@@ -1171,10 +1175,16 @@ export class ShmWriter {
 
   /**
    * Sets every word of the range of p/plen whose depth is <= plen to `word` (an add or replace
-   * when word's depth is plen; a delete restoring the covering prefix otherwise).
+   * when word's depth is plen; a delete restoring the covering prefix otherwise, 0 when only the
+   * default route covers it). plen 0 (the default route) is the descriptor's DEFAULT word only: one
+   * store, never a tbl24 / tbl8 word, so words of depth 0 in tbl24 / tbl8 are always 0.
    */
   private program4(st: Fib4State, p: number, plen: number, word: number): void {
     const u = this.u32, t24 = st.tbl24, t8 = this.tbl8Base;
+    if (plen === 0) {
+      Atomics.store(u, this.fib4Desc + st.slot * FIB4D_E.WORDS + FIB4D_E.DEFAULT, word);
+      return;
+    }
     if (plen <= 24) {
       const start = p >>> 8, end = start + (1 << (24 - plen));
       for (let i = start; i < end; i++) {
@@ -1525,7 +1535,14 @@ export class ShmWriter {
     }
     this.nhPool.reset((i) => this.nhUsed[i] === 1);
     this.grPool.reset((g) => this.grKeys[g] !== '');
-    for (const st of [...this.fib4.values()]) if (st.routes === 0) { this.fib4Free(st); rebuild4 = true; }
+    for (const st of [...this.fib4.values()]) {
+      if (st.routes !== 0) continue;
+      // Every route of this table was dropped: clear what it left so that the slot is clean for reuse.
+      this.u32.fill(0, st.tbl24, st.tbl24 + TBL24_ENTRIES);
+      Atomics.store(u, this.fib4Desc + st.slot * FIB4D_E.WORDS + FIB4D_E.DEFAULT, 0);
+      this.fib4Free(st);
+      rebuild4 = true;
+    }
     for (const st of [...this.fib6.values()]) if (st.routes === 0) this.fib6Free(st);
 
     // 5. IPv4 FIB: trust it unless the writer died mid-operation; find the tbl8 groups in use.
@@ -1533,7 +1550,7 @@ export class ShmWriter {
       for (const st of this.fib4.values()) this.u32.fill(0, st.tbl24, st.tbl24 + TBL24_ENTRIES);
       this.tbl8Pool.reset(() => false);
       for (const st of this.fib4.values()) {
-        for (let plen = 0; plen <= 32; plen++) {
+        for (let plen = 1; plen <= 32; plen++) {
           for (const pk of st.pfx[plen].keys()) {
             const wd = this.bestWord(st.pfx[plen], pk);
             if (wd !== 0) this.program4(st, pk >>> 0, plen, wd);
@@ -1550,6 +1567,8 @@ export class ShmWriter {
       }
       this.tbl8Pool.reset((g) => used[g] === 1);
     }
+    // Default routes: one word per table, recomputed from the routes in any case.
+    for (const st of this.fib4.values()) this.program4(st, 0, 0, this.bestWord(st.pfx[0], 0));
     // 6. IPv6 FIB: always rebuilt from the routes (into the inactive array, then published).
     this.f6Rebuild(true);
 

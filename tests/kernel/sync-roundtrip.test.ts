@@ -2,7 +2,7 @@
 // lfp's shared memory (and `fpctl show --json`) within 100 ms.
 import { strict as assert } from 'assert';
 import { Netns, sh } from '../lib/netns';
-import { LfpEnv, waitUntil } from '../lib/lfp-env';
+import { LfpEnv, waitUntil, sleep } from '../lib/lfp-env';
 import type { Route, Link, Address, Neighbour, Rule, XfrmPolicy, Vrf } from '../../lib/model';
 
 const DEADLINE_MS = Number(process.env.LFP_SYNC_DEADLINE_MS ?? 100);
@@ -171,5 +171,32 @@ describe('sync spine: ip -> cmgrd -> FPC -> fpmd -> shared memory', function () 
     const txt = env.fpctl(['show', 'routes']);
     assert.match(txt, /table 254/);
     void sh;
+  });
+});
+
+describe('VRF selection (vrfNetns)', function () {
+  this.timeout(60000);
+  let cp: Netns, vrf: Netns, host: Netns;
+  let env: LfpEnv;
+  before(async () => {
+    cp = Netns.create('cpsel');
+    vrf = Netns.create('vrfsel');
+    host = Netns.create('hostsel');
+    env = await LfpEnv.start({ cpNetns: cp.name, vrfNetns: [vrf.name] });
+  });
+  after(() => { env?.stop(); for (const n of [host, vrf, cp]) n?.destroy(); });
+
+  it('mirrors only the listed namespaces; a namespace with an auto-assigned nsid (veth peer) is not a VRF', async () => {
+    // a veth whose peer lives in `host`: the kernel gives `host` an nsid in the control plane
+    cp.ip(`link add hv0 type veth peer name hv1 netns ${host.name}`);
+    host.ip('link set hv1 up');
+    const ids = cp.ip('netns list-id');
+    assert.match(ids, new RegExp(host.name), 'the kernel assigned an nsid to the veth peer namespace');
+    vrf.ip('link add sv0 type veth peer name sv1');
+    cp.ip(`netns set ${vrf.name} 9`);
+    await waitUntil('VRF 9', 2000, () => env.list('link', 9).some((l: Link) => l.name === 'sv0'), 2);
+    await sleep(200);
+    assert.deepEqual(env.list('vrf').map((v: Vrf) => v.vrf).sort(), [0, 9]);
+    assert.ok(/is not a VRF: not listed in vrfNetns/.test(env.logs()));
   });
 });

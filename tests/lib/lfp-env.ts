@@ -25,7 +25,7 @@ export async function waitUntil(what: string, timeoutMs: number, cond: () => boo
   }
 }
 
-export interface EnvOptions { cpNetns: string; noCmgrd?: boolean; ports?: string[]; rcvbuf?: number; shm?: Partial<LfpConfig['shm']>; fpc?: string }
+export interface EnvOptions { cpNetns: string; noCmgrd?: boolean; vrfNetns?: string[]; ports?: string[]; rcvbuf?: number; shm?: Partial<LfpConfig['shm']>; fpc?: string }
 
 export class LfpEnv {
   readonly dir: string;
@@ -38,7 +38,7 @@ export class LfpEnv {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lfp-t-'));
     const id = path.basename(this.dir);
     this.cfg = {
-      controlPlaneNetns: o.cpNetns, ports: o.ports ?? [],
+      controlPlaneNetns: o.cpNetns, vrfNetns: o.vrfNetns ?? null, ports: o.ports ?? [],
       fpc: o.fpc ?? `ipc://${this.dir}/fpc.sock`,
       shm: { path: `/dev/shm/${id}`, maxRoutes: 300000, tbl8Groups: 8192, fib4Tables: 8, fib6Tables: 8, fib6Entries: 65536, ...(o.shm ?? {}) },
       runDir: this.dir, logDir: this.dir, netlinkRcvbuf: o.rcvbuf ?? 64 * 1024 * 1024, logLevel: 'info',

@@ -66,14 +66,23 @@ if ! command -v modprobe >/dev/null 2>&1 && [ ! -x /sbin/modprobe ] && [ ! -x /u
 fi
 
 # --- run directory (host side; mounted at the same path inside UML) ----------------------------
+# On $TMPDIR or /tmp rather than /dev/shm: other jobs on a shared machine may mount/unmount
+# tmpfs over /dev/shm, which made the directory vanish under us. /dev/shm (TMPDIR=/dev/shm) is
+# faster when the command writes a lot (each write is synchronous, see uml-init.sh).
 RUN=""
-for base in /dev/shm "${TMPDIR:-/tmp}" /tmp; do
+for base in "${TMPDIR:-/tmp}" /tmp; do
     if [ -d "$base" ] && [ -w "$base" ]; then
         RUN=$(mktemp -d "$base/lfp-uml.XXXXXX" 2>/dev/null) && break
     fi
 done
 [ -n "$RUN" ] || { msg "cannot create a temporary directory"; exit 125; }
 RUN=$(cd "$RUN" && pwd -P)
+# Both paths travel on the kernel command line, which splits at whitespace.
+if [[ "$RUN$REPO" =~ [[:space:]] ]]; then
+    msg "paths with whitespace are not supported: '$REPO', '$RUN'"
+    rm -rf -- "$RUN"
+    exit 125
+fi
 
 UML_PID=""
 UML_PGID=""
