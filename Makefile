@@ -26,7 +26,7 @@ ts: build/.stamp
 build: deps native ts
 
 test: build
-	node_modules/.bin/mocha 'build/tests/unit/**/*.test.js' 'build/tests/kernel/**/*.test.js'
+	node_modules/.bin/mocha --reporter build/tests/lib/reporter.js 'build/tests/unit/**/*.test.js' 'build/tests/kernel/**/*.test.js'
 
 test-unit: build
 	node_modules/.bin/mocha 'build/tests/unit/**/*.test.js'

@@ -1,7 +1,32 @@
 // The user-mode Linux harness (tests/uml/): boots the Debian UML kernel, passes exit codes and
 // output through, and gives a kernel where ESP SAs can be installed (the host kernel cannot).
 import * as assert from 'assert';
-import { runInUml, umlUnavailableReason } from '../uml/uml';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { repoRoot, runInUml, umlUnavailableReason } from '../uml/uml';
+
+interface Fixture {
+    command: string;
+    kernel: string;
+    ipOutput: string;
+    messages: { source: string; type: number; hex: string }[];
+}
+
+/** Split hex into nlmsgs; every message entry must hold exactly one whole nlmsg. */
+function checkMessages(file: string, fx: Fixture): void {
+    assert.ok(fx.messages.length > 0, `${file}: no messages`);
+    for (const m of fx.messages) {
+        assert.ok(['event', 'dump', 'reply'].includes(m.source), `${file}: source ${m.source}`);
+        const b = Buffer.from(m.hex, 'hex');
+        assert.ok(b.length >= 16, `${file}: short message`);
+        assert.strictEqual(b.readUInt32LE(0), b.length, `${file}: nlmsg_len != hex length`);
+        assert.strictEqual(b.readUInt16LE(4), m.type, `${file}: type`);
+    }
+    const dumps = fx.messages.filter((m) => m.source === 'dump');
+    assert.strictEqual(dumps.filter((m) => m.type === 3).length, 2, `${file}: one NLMSG_DONE per dump`);
+    assert.strictEqual(dumps[dumps.length - 1].type, 3);
+}
 
 describe('UML harness (tests/uml/run-in-uml.sh)', function () {
     this.timeout(180_000);
@@ -15,11 +40,31 @@ describe('UML harness (tests/uml/run-in-uml.sh)', function () {
         }
     });
 
+    it('records an XFRM fixture with tests/fixtures/xfrm/record.sh', async () => {
+        const out = fs.mkdtempSync(path.join(repoRoot(), 'build', 'uml-xfrm-record-'));
+        try {
+            const r = await runInUml(['tests/fixtures/xfrm/record.sh', '--inside', 'sa-gcm128-tunnel-ipv4'], {
+                env: { XFRM_FIXTURES_OUT: out },
+            });
+            assert.strictEqual(r.code, 0, r.stdout + r.stderr);
+            const fx = JSON.parse(fs.readFileSync(path.join(out, 'sa-gcm128-tunnel-ipv4.json'), 'utf8')) as Fixture;
+            checkMessages('recorded', fx);
+            assert.match(fx.kernel, /^6\.1\./);
+            assert.deepStrictEqual(
+                fx.messages.map((m) => `${m.source}:${m.type}`),
+                ['event:16', 'dump:16', 'dump:3', 'dump:3'],
+            );
+            assert.match(fx.ipOutput, /aead rfc4106\(gcm\(aes\)\) 0x000102030405060708090a0b0c0d0e0fc0c1c2c3/);
+        } finally {
+            fs.rmSync(out, { recursive: true, force: true });
+        }
+    });
+
     it('boots the 6.1 UML kernel (uname -r)', async () => {
         const r = await runInUml(['uname', '-r']);
         assert.strictEqual(r.code, 0, r.stderr);
         assert.match(r.stdout.trim(), /^6\.1\.\d+/);
-        assert.notStrictEqual(r.stdout.trim(), require('os').release(), 'ran on the host kernel?');
+        assert.notStrictEqual(r.stdout.trim(), os.release(), 'ran on the host kernel?');
     });
 
     it('passes the exit code and separates stdout/stderr', async () => {
@@ -54,4 +99,20 @@ describe('UML harness (tests/uml/run-in-uml.sh)', function () {
         assert.match(r.stdout, /aead rfc4106\(gcm\(aes\)\) 0x0123456789abcdef0123456789abcdef01234567 128/);
         assert.match(r.stdout, /^ok$/m);
     });
+});
+
+describe('XFRM fixtures (tests/fixtures/xfrm/*.json) are well-formed', () => {
+    const dir = path.join(repoRoot(), 'tests', 'fixtures', 'xfrm');
+    const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.json')).sort() : [];
+
+    it('are present', () => assert.ok(files.length >= 30, `${files.length} fixtures`));
+    for (const f of files) {
+        it(f, () => {
+            const fx = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as Fixture;
+            assert.match(fx.kernel, /^6\.1\./);
+            assert.strictEqual(typeof fx.command, 'string');
+            assert.strictEqual(typeof fx.ipOutput, 'string');
+            checkMessages(f, fx);
+        });
+    }
 });

@@ -13,6 +13,7 @@
 
 set -u
 PROG=run-in-uml
+MY_PGID=$(ps -o pgid= -p $$ 2>/dev/null | tr -d ' ')
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 REPO=$(cd "$SCRIPT_DIR/../.." && pwd -P)
@@ -87,6 +88,11 @@ fi
 UML_PID=""
 UML_PGID=""
 WATCH_PIDS=()
+# Never signal our own process group, whatever happens.
+kill_uml_group() {
+    [ -n "$UML_PGID" ] && [ "$UML_PGID" != "$MY_PGID" ] && kill -KILL -- "-$UML_PGID" 2>/dev/null
+    return 0
+}
 # Stop UML: SIGTERM makes the UML kernel process kill and reap its helper processes (one host
 # process per guest address space) before exiting; SIGKILL on the whole group if it does not
 # manage within 3 s. (SIGKILL alone leaves the helpers to the host's init as zombies.)
@@ -99,13 +105,13 @@ stop_uml() {
         [ "$(ps -o stat= -p "$UML_PID" 2>/dev/null | cut -c1)" = Z ] && break
         sleep 0.1
     done
-    [ -n "$UML_PGID" ] && kill -KILL -- "-$UML_PGID" 2>/dev/null
+    kill_uml_group
     wait "$UML_PID" 2>/dev/null
 }
 cleanup() {
     stop_uml
     UML_PID=""
-    [ -n "$UML_PGID" ] && kill -KILL -- "-$UML_PGID" 2>/dev/null
+    kill_uml_group
     local p
     for p in "${WATCH_PIDS[@]}"; do kill "$p" 2>/dev/null; done
     for p in "${WATCH_PIDS[@]}"; do wait "$p" 2>/dev/null; done
@@ -154,8 +160,10 @@ TMPDIR=/dev/shm setsid "$UML" \
     lfp_uml_run="$RUN" \
     </dev/null >"$RUN/console.fifo" 2>&1 &
 UML_PID=$!
-UML_PGID=$(ps -o pgid= -p "$UML_PID" 2>/dev/null | tr -d ' ')
-[ -n "$UML_PGID" ] || UML_PGID=$UML_PID
+# setsid() in a non-leader child does not fork, so UML's pid is its process group id. (Do not
+# read the pgid with ps here: until the child has called setsid() it is still OUR group, and
+# killing that would kill the runner and its caller.)
+UML_PGID=$UML_PID
 
 # Follow the command's output while it runs (the guest writes it synchronously).
 tail -n +1 -s 0.1 --pid="$UML_PID" -f "$RUN/stdout" &
@@ -183,7 +191,7 @@ UML_PID=""
 kill "$TIMER" 2>/dev/null
 wait "$TIMER" 2>/dev/null
 # Any helper process UML left behind.
-kill -KILL -- "-$UML_PGID" 2>/dev/null
+kill_uml_group
 UML_PGID=""
 # The tails notice the UML process is gone, read once more and exit.
 for p in "${WATCH_PIDS[@]}"; do [ "$p" = "$TIMER" ] || wait "$p" 2>/dev/null; done
