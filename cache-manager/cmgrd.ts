@@ -468,29 +468,16 @@ export class CacheManager {
         const sock = d.proto === 'rtnl' ? rtnl : xfrm;
         const msgs = await sock.request(d.build, true);
         for (const m of msgs) {
-          if (d.proto === 'rtnl') {
-            const r = decodeRtnl(m, st.vrf);
-            if (r.kind === kind && r.op === 'new') {
-              const o = { kind, obj: r.obj } as AnyObject;
-              if (o.kind === 'neighbour' && isMulticastNeighbour(o.obj)) continue;
-              this.upsert(o);
-              seen.add(kind + '|' + this.keyOf(o));
-            } else if (r.kind === 'malformed') {
-              complete = false;
-              this.counters.malformed++;
-              this.log.error(`vrf ${st.vrf}: malformed ${kind} in dump: ${r.text}`);
-            }
-          } else {
-            const r = decodeXfrm(m, st.vrf);
-            if (r.kind === kind && r.op === 'new') {
-              const o = { kind, obj: r.obj } as AnyObject;
-              this.upsert(o);
-              seen.add(kind + '|' + this.keyOf(o));
-            } else if (r.kind === 'malformed') {
-              complete = false;
-              this.counters.malformed++;
-              this.log.error(`vrf ${st.vrf}: malformed ${kind} in dump: ${r.text}`);
-            }
+          const r = (d.proto === 'rtnl' ? decodeRtnl(m, st.vrf) : decodeXfrm(m, st.vrf)) as { kind: string; op?: string; obj?: unknown; text?: string };
+          if (r.kind === kind && r.op === 'new') {
+            const o = { kind, obj: r.obj } as AnyObject;
+            if (o.kind === 'neighbour' && isMulticastNeighbour(o.obj)) continue;
+            this.upsert(o);
+            seen.add(kind + '|' + this.keyOf(o));
+          } else if (r.kind === 'malformed') {
+            complete = false;
+            this.counters.malformed++;
+            this.log.error(`vrf ${st.vrf}: malformed ${kind} in dump: ${r.text}`);
           }
         }
       }

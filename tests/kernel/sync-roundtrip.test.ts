@@ -174,7 +174,7 @@ describe('sync spine: ip -> cmgrd -> FPC -> fpmd -> shared memory', function () 
   });
 });
 
-describe('VRF selection (vrfNetns)', function () {
+describe('VRF selection (vrfNetns), FPC over tcp://', function () {
   this.timeout(60000);
   let cp: Netns, vrf: Netns, host: Netns;
   let env: LfpEnv;
@@ -182,7 +182,8 @@ describe('VRF selection (vrfNetns)', function () {
     cp = Netns.create('cpsel');
     vrf = Netns.create('vrfsel');
     host = Netns.create('hostsel');
-    env = await LfpEnv.start({ cpNetns: cp.name, vrfNetns: [vrf.name] });
+    // FPC over TCP, as when the control plane runs on another host
+    env = await LfpEnv.start({ cpNetns: cp.name, vrfNetns: [vrf.name], fpc: `tcp://127.0.0.1:${20000 + Math.floor(Math.random() * 20000)}` });
   });
   after(() => { env?.stop(); for (const n of [host, vrf, cp]) n?.destroy(); });
 
