@@ -9,6 +9,23 @@ export interface ShmSizes {
   maxPolicies?: number; maxSas?: number;
 }
 
+/**
+ * A fast-path port: its name (the DPVI created in the control plane has this name and the port's
+ * MAC) and where its packets come from: a DPDK device string, or an existing Linux interface
+ * (AF_PACKET; `netns` = the namespace it is in, default the control plane's).
+ */
+export interface PortSpec { name: string; dpdk?: string; kernel?: string; netns?: string }
+
+export interface FastpathConfig {
+  /** Extra DPDK EAL arguments. */
+  eal: string[];
+  /** Packet memory (MB) and number of mbufs. */
+  memMB: number;
+  mbufs: number;
+  /** Packets per vector (32..256). */
+  burst: number;
+}
+
 export interface LfpConfig {
   /** Linux network namespace that is the control plane (VRF 0); "" = the namespace fpctl runs in. */
   controlPlaneNetns: string;
@@ -18,8 +35,11 @@ export interface LfpConfig {
    * peer of a veth, which a list keeps out.)
    */
   vrfNetns: string[] | null;
-  /** Names of the interfaces the fast path owns (in the control-plane netns). */
+  /** The interfaces the fast path owns (see PortSpec); a plain name = a port that is only mirrored. */
   ports: string[];
+  /** The full port specs, in port order (portSpecs[i].name === ports[i]). */
+  portSpecs: PortSpec[];
+  fastpath: FastpathConfig;
   /** FPC endpoint: ipc:///path (default) or tcp://host:port. */
   fpc: string;
   /** Shared-memory file and table sizes. */
@@ -37,6 +57,8 @@ export const DEFAULT_CONFIG: LfpConfig = {
   controlPlaneNetns: '',
   vrfNetns: null,
   ports: [],
+  portSpecs: [],
+  fastpath: { eal: [], memMB: 256, mbufs: 16384, burst: 256 },
   fpc: 'ipc:///run/lfp/fpc.sock',
   shm: { path: '/dev/shm/lfp' },
   runDir: '/run/lfp',
@@ -50,6 +72,36 @@ const SHM_KEYS = ['path', 'maxVrfs', 'maxLinks', 'maxAddrs', 'maxRoutes', 'fib4T
 
 export class ConfigError extends Error {}
 
+const IFNAME = /^[^\s/:]{1,15}$/;
+
+function parsePort(p: unknown, where: string): PortSpec {
+  if (typeof p === 'string') {
+    if (!IFNAME.test(p)) throw new ConfigError(`${where}: "ports" must be a list of interface names (1 to 15 characters)`);
+    return { name: p };
+  }
+  if (typeof p !== 'object' || p === null || Array.isArray(p)) throw new ConfigError(`${where}: a port is a name or an object {name, dpdk | kernel, netns?}`);
+  const o = p as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (!['name', 'dpdk', 'kernel', 'netns'].includes(key)) throw new ConfigError(`${where}: unknown key "${key}" (known: name, dpdk, kernel, netns)`);
+  }
+  if (typeof o.name !== 'string' || !IFNAME.test(o.name)) throw new ConfigError(`${where}: "name" must be an interface name (1 to 15 characters)`);
+  const spec: PortSpec = { name: o.name };
+  if (o.dpdk !== undefined) {
+    if (typeof o.dpdk !== 'string' || !o.dpdk) throw new ConfigError(`${where}: "dpdk" must be a DPDK device string such as "net_af_xdp0,iface=enp1s0"`);
+    spec.dpdk = o.dpdk;
+  }
+  if (o.kernel !== undefined) {
+    if (typeof o.kernel !== 'string' || !IFNAME.test(o.kernel)) throw new ConfigError(`${where}: "kernel" must be the name of an existing Linux interface`);
+    spec.kernel = o.kernel;
+  }
+  if (spec.dpdk && spec.kernel) throw new ConfigError(`${where}: give "dpdk" or "kernel", not both`);
+  if (o.netns !== undefined) {
+    if (typeof o.netns !== 'string' || !spec.kernel) throw new ConfigError(`${where}: "netns" goes with "kernel" and is a netns name`);
+    spec.netns = o.netns;
+  }
+  return spec;
+}
+
 export function parseConfig(text: string, source = 'config'): LfpConfig {
   let raw: unknown;
   try {
@@ -59,7 +111,7 @@ export function parseConfig(text: string, source = 'config'): LfpConfig {
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError(`${source}: must be a JSON object`);
   const r = raw as Record<string, unknown>;
-  const c: LfpConfig = { ...DEFAULT_CONFIG, shm: { ...DEFAULT_CONFIG.shm }, ports: [] };
+  const c: LfpConfig = { ...DEFAULT_CONFIG, shm: { ...DEFAULT_CONFIG.shm }, ports: [], portSpecs: [], fastpath: { ...DEFAULT_CONFIG.fastpath } };
   const str = (k: string) => { if (typeof r[k] !== 'string') throw new ConfigError(`${source}: "${k}" must be a string`); return r[k] as string; };
   const posInt = (v: unknown, k: string) => {
     if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new ConfigError(`${source}: "${k}" must be a positive integer`);
@@ -90,11 +142,26 @@ export function parseConfig(text: string, source = 'config'): LfpConfig {
       }
       case 'ports': {
         const v = r[k];
-        if (!Array.isArray(v) || v.some((p) => typeof p !== 'string' || p.length === 0 || p.length > 15)) {
-          throw new ConfigError(`${source}: "ports" must be a list of interface names (1 to 15 characters)`);
+        if (!Array.isArray(v)) throw new ConfigError(`${source}: "ports" must be a list of interface names or port objects`);
+        c.portSpecs = v.map((p, i) => parsePort(p, `${source}: ports[${i}]`));
+        c.ports = c.portSpecs.map((p) => p.name);
+        if (new Set(c.ports).size !== c.ports.length) throw new ConfigError(`${source}: "ports" lists an interface twice`);
+        break;
+      }
+      case 'fastpath': {
+        const v = r[k];
+        if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(`${source}: "fastpath" must be an object`);
+        for (const [fk, fv] of Object.entries(v as Record<string, unknown>)) {
+          if (fk === 'eal') {
+            if (!Array.isArray(fv) || fv.some((a) => typeof a !== 'string')) throw new ConfigError(`${source}: "fastpath.eal" must be a list of strings`);
+            c.fastpath.eal = fv as string[];
+          } else if (fk === 'memMB' || fk === 'mbufs' || fk === 'burst') {
+            c.fastpath[fk] = posInt(fv, `fastpath.${fk}`);
+          } else {
+            throw new ConfigError(`${source}: unknown key "fastpath.${fk}" (known: eal, memMB, mbufs, burst)`);
+          }
         }
-        if (new Set(v).size !== v.length) throw new ConfigError(`${source}: "ports" lists an interface twice`);
-        c.ports = v as string[];
+        if (c.fastpath.burst < 32 || c.fastpath.burst > 256) throw new ConfigError(`${source}: "fastpath.burst" must be between 32 and 256`);
         break;
       }
       case 'shm': {
@@ -112,7 +179,7 @@ export function parseConfig(text: string, source = 'config'): LfpConfig {
         break;
       }
       default:
-        throw new ConfigError(`${source}: unknown key "${k}" (known: controlPlaneNetns, vrfNetns, ports, fpc, shm, runDir, logDir, netlinkRcvbuf, logLevel)`);
+        throw new ConfigError(`${source}: unknown key "${k}" (known: controlPlaneNetns, vrfNetns, ports, fastpath, fpc, shm, runDir, logDir, netlinkRcvbuf, logLevel)`);
     }
   }
   return c;
@@ -126,4 +193,11 @@ export function loadConfig(file: string): LfpConfig {
     throw new ConfigError(`cannot read config ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   return parseConfig(text, file);
+}
+
+/** The file form of a config (what parseConfig reads back to the same config). */
+export function configToJson(c: LfpConfig): string {
+  const { portSpecs, ports: _names, ...rest } = c;
+  void _names;
+  return JSON.stringify({ ...rest, ports: portSpecs.map((p) => (p.dpdk || p.kernel ? p : p.name)) }, null, 2);
 }

@@ -6,7 +6,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { ShmReader } from '../../shared-mem/reader';
 import type { ObjectKind, ObjectOf } from '../../lib/model';
-import type { LfpConfig } from '../../lib/config';
+import { configToJson, LfpConfig } from '../../lib/config';
 
 const BUILD = path.resolve(__dirname, '../..');
 const children = new Set<ChildProcess>();
@@ -38,13 +38,13 @@ export class LfpEnv {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lfp-t-'));
     const id = path.basename(this.dir);
     this.cfg = {
-      controlPlaneNetns: o.cpNetns, vrfNetns: o.vrfNetns ?? null, ports: o.ports ?? [],
+      controlPlaneNetns: o.cpNetns, vrfNetns: o.vrfNetns ?? null, ports: o.ports ?? [], portSpecs: (o.ports ?? []).map((name) => ({ name })), fastpath: { eal: [], memMB: 256, mbufs: 16384, burst: 256 },
       fpc: o.fpc ?? `ipc://${this.dir}/fpc.sock`,
       shm: { path: `/dev/shm/${id}`, maxRoutes: 300000, tbl8Groups: 8192, fib4Tables: 8, fib6Tables: 8, fib6Entries: 65536, ...(o.shm ?? {}) },
       runDir: this.dir, logDir: this.dir, netlinkRcvbuf: o.rcvbuf ?? 64 * 1024 * 1024, logLevel: 'info',
     };
     this.cfgFile = path.join(this.dir, 'lfp.json');
-    fs.writeFileSync(this.cfgFile, JSON.stringify(this.cfg, null, 2));
+    fs.writeFileSync(this.cfgFile, configToJson(this.cfg));
   }
 
   static async start(o: EnvOptions): Promise<LfpEnv> {

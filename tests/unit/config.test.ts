@@ -1,5 +1,5 @@
 import { strict as assert } from 'assert';
-import { parseConfig, DEFAULT_CONFIG, ConfigError } from '../../lib/config';
+import { parseConfig, DEFAULT_CONFIG, ConfigError, configToJson } from '../../lib/config';
 
 describe('config file', () => {
   it('fills defaults and reads every key', () => {
@@ -8,6 +8,22 @@ describe('config file', () => {
     assert.deepEqual(c.ports, ['eth1', 'eth2']);
     assert.equal(c.shm.maxRoutes, 10);
     assert.deepEqual(parseConfig('{}'), { ...DEFAULT_CONFIG, ports: [], shm: { ...DEFAULT_CONFIG.shm } });
+  });
+  it('reads port specs and the fastpath section', () => {
+    const c = parseConfig(JSON.stringify({ ports: ['eth0', { name: 'eth1', dpdk: 'net_af_xdp0,iface=phy1' }, { name: 'wwan', kernel: 'wwan0', netns: 'modem' }], fastpath: { eal: ['-l', '1'], mbufs: 8192, burst: 64 } }));
+    assert.deepEqual(c.ports, ['eth0', 'eth1', 'wwan']);
+    assert.deepEqual(c.portSpecs[1], { name: 'eth1', dpdk: 'net_af_xdp0,iface=phy1' });
+    assert.deepEqual(c.portSpecs[2], { name: 'wwan', kernel: 'wwan0', netns: 'modem' });
+    assert.equal(c.fastpath.mbufs, 8192);
+    assert.deepEqual(parseConfig(configToJson(c)), c, 'configToJson is read back identically');
+    assert.equal(c.fastpath.memMB, DEFAULT_CONFIG.fastpath.memMB);
+    for (const [bad, re] of [
+      [{ ports: [{ name: 'e', dpdk: 'x', kernel: 'y' }] }, /give "dpdk" or "kernel", not both/],
+      [{ ports: [{ name: 'e', pci: 'x' }] }, /ports\[0\]: unknown key "pci"/],
+      [{ ports: [{ name: 'e', dpdk: 'x', netns: 'n' }] }, /"netns" goes with "kernel"/],
+      [{ fastpath: { burst: 1000 } }, /between 32 and 256/],
+      [{ fastpath: { workers: 2 } }, /unknown key "fastpath.workers"/],
+    ] as [unknown, RegExp][]) assert.throws(() => parseConfig(JSON.stringify(bad)), re);
   });
   it('refuses bad input with an error that names the key', () => {
     const bad: [string, RegExp][] = [
