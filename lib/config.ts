@@ -12,7 +12,8 @@ export interface ShmSizes {
 /**
  * A fast-path port: its name (the DPVI created in the control plane has this name and the port's
  * MAC) and where its packets come from: a DPDK device string, or an existing Linux interface
- * (AF_PACKET; `netns` = the namespace it is in, default the control plane's).
+ * (AF_PACKET). `netns`: the namespace of that interface (for DPDK: where an af_packet/af_xdp vdev
+ * opens its socket); default the fast path's own.
  */
 export interface PortSpec { name: string; dpdk?: string; kernel?: string; netns?: string }
 
@@ -96,7 +97,7 @@ function parsePort(p: unknown, where: string): PortSpec {
   }
   if (spec.dpdk && spec.kernel) throw new ConfigError(`${where}: give "dpdk" or "kernel", not both`);
   if (o.netns !== undefined) {
-    if (typeof o.netns !== 'string' || !spec.kernel) throw new ConfigError(`${where}: "netns" goes with "kernel" and is a netns name`);
+    if (typeof o.netns !== 'string' || !(spec.kernel || spec.dpdk)) throw new ConfigError(`${where}: "netns" goes with "kernel" or "dpdk" and is a netns name`);
     spec.netns = o.netns;
   }
   return spec;
@@ -201,3 +202,6 @@ export function configToJson(c: LfpConfig): string {
   void _names;
   return JSON.stringify({ ...rest, ports: portSpecs.map((p) => (p.dpdk || p.kernel ? p : p.name)) }, null, 2);
 }
+
+/** The fast path's statistics file (next to the shared-memory file). */
+export function statsPath(c: LfpConfig): string { return `${c.shm.path}-stats`; }

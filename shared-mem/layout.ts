@@ -22,7 +22,7 @@
 // Identification
 
 export const SHM_MAGIC = 0x5350464c; // "LFPS" in little-endian bytes
-export const LAYOUT_VERSION = 2; // 2: IPv4 default routes in FIB4D_E.DEFAULT, no longer in tbl24
+export const LAYOUT_VERSION = 2; // 2: IPv4 default in FIB4D_E.DEFAULT (not tbl24), tbl8 incarnations, FIB6D_E.CHG
 export const PAGE_SIZE = 4096;
 export const DEFAULT_SHM_PATH = '/dev/shm/lfp';
 
@@ -171,7 +171,10 @@ export type CounterName = typeof COUNTER_NAMES[number];
 //   bits 31..30  kind: 0 = no route (the whole word is 0), 1 = next hop, 2 = ECMP group,
 //                3 = tbl8 group pointer (only inside tbl24 words; never returned by a lookup)
 //   bits 29..22  prefix length of the route that produced the word (0..32 / 0..128); the writer
-//                uses it for longest-prefix bookkeeping, readers may use it as "matched plen"
+//                uses it for longest-prefix bookkeeping, readers may use it as "matched plen".
+//                In a tbl8 pointer: the group's incarnation (+1 mod 256 each time it is allocated),
+//                so that a reader re-checking the tbl24 word after reading the group notices a group
+//                freed and reused meanwhile
 //   bits 21..0   index: next-hop index, ECMP group index or tbl8 group index
 //
 // A lookup returns the stored word: `fibKind(v)`, `fibIndex(v)`, `fibPlen(v)`. LOOKUP_BUSY
@@ -277,8 +280,13 @@ export const GROUP_BUCKETS = 256;
  * replacing or deleting a default route is one word write whatever the table holds.
  */
 export const FIB4D_E = { SEQ: 0, USED: 1, VRF: 2, TABLE: 3, DEFAULT: 4, WORDS: 8 } as const;
-/** LENS: 5 words, bit l set when a prefix of length l (0..128) is present (updated with Atomics). */
-export const FIB6D_E = { SEQ: 0, USED: 1, VRF: 2, TABLE: 3, LENS: 4, WORDS: 16 } as const;
+/**
+ * LENS: 5 words, bit l set when a prefix of length l (0..128) is present (updated with Atomics).
+ * CHG: change sequence of the table's IPv6 FIB, odd while the writer changes one of its prefixes
+ * (Atomics.add before and after): lookup6 retries when it changed meanwhile, so that its answer is the
+ * one of a single moment although it probes several prefix lengths one after the other.
+ */
+export const FIB6D_E = { SEQ: 0, USED: 1, VRF: 2, TABLE: 3, LENS: 4, CHG: 9, WORDS: 16 } as const;
 
 /** IPv6 FIB hash entry. META: plen | slot << 8 | state << 16 (FIB6_EMPTY/USED/TOMB). */
 export const FIB6E = { SEQ: 0, META: 1, PREFIX: 2, VALUE: 6, WORDS: 8 } as const;

@@ -375,15 +375,22 @@ export class ShmReader {
   }
 
   /**
-   * Longest-prefix match of an IPv4 address (host-order u32): the FIB value (0 = no route). A 0 in
-   * tbl24 / tbl8 means "no prefix longer than /0": the table's default-route word answers then.
+   * Longest-prefix match of an IPv4 address (host-order u32): the FIB value (0 = no route,
+   * LOOKUP_BUSY when the word kept changing). A 0 in tbl24 / tbl8 means "no prefix longer than /0":
+   * the table's default-route word answers then.
    */
   lookup4(slot: number, addr: number): number {
     if (slot < 0) return 0;
     const u = this.u32;
     const i24 = this.base.tbl24 + slot * TBL24_ENTRIES + (addr >>> 8);
     let w = u[i24];
-    if ((w >>> 30) === FIB_TBL8) w = u[this.base.tbl8 + (w & FIB_INDEX_MASK) * TBL8_ENTRIES + (addr & 255)];
+    if ((w >>> 30) === FIB_TBL8) {
+      // The group may have been freed and reused (a stalled reader): its entry counts only if the
+      // tbl24 word still holds the same pointer (group index and incarnation) after it was read.
+      const p = w;
+      w = Atomics.load(u, this.base.tbl8 + (p & FIB_INDEX_MASK) * TBL8_ENTRIES + (addr & 255));
+      if (Atomics.load(u, i24) !== p) w = this.word4(i24, addr);
+    }
     if (w !== 0) return w;
     // The default word is returned only when the tbl24 / tbl8 word was 0 both before and after it
     // was read (ordered loads): otherwise a lookup racing two updates (add a more specific prefix,
@@ -395,23 +402,39 @@ export class ShmReader {
     return w !== 0 ? w : d;
   }
 
-  /** tbl24 / tbl8 word of an address with ordered (Atomics) loads. */
+  /** tbl24 / tbl8 word of an address with ordered (Atomics) loads, the tbl8 pointer re-checked. */
   private word4(i24: number, addr: number): number {
     const u = this.u32;
-    const w = Atomics.load(u, i24);
-    if ((w >>> 30) !== FIB_TBL8) return w;
-    return Atomics.load(u, this.base.tbl8 + (w & FIB_INDEX_MASK) * TBL8_ENTRIES + (addr & 255));
+    for (let spin = 0; spin < MAX_SPINS; spin++) {
+      const p = Atomics.load(u, i24);
+      if ((p >>> 30) !== FIB_TBL8) return p;
+      const w = Atomics.load(u, this.base.tbl8 + (p & FIB_INDEX_MASK) * TBL8_ENTRIES + (addr & 255));
+      if (Atomics.load(u, i24) === p) return w;
+      this.retries++;
+    }
+    return LOOKUP_BUSY;
   }
 
-  /** Longest-prefix match of an IPv6 address (4 words): the FIB value (0 = no route, LOOKUP_BUSY). */
+  /**
+   * Longest-prefix match of an IPv6 address (4 words): the FIB value (0 = no route, LOOKUP_BUSY).
+   * Probes the present prefix lengths longest first; retried when the table changed meanwhile (its
+   * CHG word) or the hash was rebuilt, so that the answer is the table's at one moment.
+   */
   lookup6(slot: number, addr: Uint32Array): number {
     if (slot < 0) return 0;
     const u = this.u32;
     const hdr = this.base.fib6Hash;
     const slots = this.layout.fib6Slots, mask = slots - 1;
     const lens = this.base.fib6Desc + slot * FIB6D_E.WORDS + FIB6D_E.LENS;
+    const chg = this.base.fib6Desc + slot * FIB6D_E.WORDS + FIB6D_E.CHG;
     const a0 = addr[0], a1 = addr[1], a2 = addr[2], a3 = addr[3];
-    for (let attempt = 0; attempt < 64; attempt++) {
+    for (let attempt = 0, waits = 0; attempt < 64;) {
+      const c1 = Atomics.load(u, chg);
+      if (c1 & 1) { // the writer is changing a prefix of this table
+        this.retries++;
+        if (++waits > MAX_SPINS) return LOOKUP_BUSY;
+        continue;
+      }
       const gen = Atomics.load(u, hdr);
       const arr = hdr + HASH_HDR_WORDS + (gen & 1) * slots * FIB6E.WORDS;
       let result = 0;
@@ -448,8 +471,9 @@ export class ShmReader {
         }
       }
       if (busy) return LOOKUP_BUSY;
-      if (Atomics.load(u, hdr) === gen) return result;
+      if (Atomics.load(u, hdr) === gen && Atomics.load(u, chg) === c1) return result;
       this.retries++;
+      attempt++;
     }
     return LOOKUP_BUSY;
   }

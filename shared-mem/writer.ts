@@ -289,6 +289,8 @@ export class ShmWriter {
   private readonly tbl24Base: number;
   private readonly tbl8Base: number;
   private readonly tbl8Pool: Pool;
+  /** Incarnation of each tbl8 group (8 bits), +1 at every allocation; part of the tbl24 pointer word. */
+  private readonly tbl8Inc: Uint8Array;
   private readonly fib6Pool: Pool;
   private readonly fib6 = new Map<string, Fib6State>();
   private readonly fib6BySlot: (Fib6State | undefined)[] = [];
@@ -379,6 +381,7 @@ export class ShmWriter {
     this.tbl24Base = w('tbl24');
     this.tbl8Base = w('tbl8');
     this.tbl8Pool = new Pool(this.freed, cfg.tbl8Groups, 'IPv4 tbl8 group pool', 'tbl8Groups', 'groups');
+    this.tbl8Inc = new Uint8Array(cfg.tbl8Groups);
     this.fib6Pool = new Pool(this.freed, cfg.fib6Tables, 'IPv6 FIB table set', 'fib6Tables', 'tables');
     this.fib6Desc = w('fib6Desc');
     this.f6Hdr = w('fib6Hash');
@@ -1209,7 +1212,11 @@ export class ShmWriter {
       gi = this.tbl8Pool.alloc();
       const g = t8 + gi * TBL8_ENTRIES;
       for (let j = 0; j < TBL8_ENTRIES; j++) u[g + j] = e; // fill completely before publishing
-      Atomics.store(u, i24, fibValue(FIB_TBL8, 0, gi));
+      // A new incarnation number in the pointer: a reader that read an older pointer to this group
+      // (stalled while the group was freed and reused) sees the tbl24 word differ when it re-checks.
+      const inc = (this.tbl8Inc[gi] + 1) & 255;
+      this.tbl8Inc[gi] = inc;
+      Atomics.store(u, i24, fibValue(FIB_TBL8, inc, gi));
       this.changed(STAT.tbl8);
     } else gi = e & FIB_INDEX_MASK;
     const g = t8 + gi * TBL8_ENTRIES;
@@ -1292,9 +1299,11 @@ export class ShmWriter {
   private fib6Set(st: Fib6State, m: Uint32Array, plen: number, word: number): void {
     const u = this.u32;
     const e = this.f6Find(st.slot, plen, m);
+    if (word === 0 && e < 0) return;
     const lw = st.desc + FIB6D_E.LENS + (plen >>> 5), bit = 1 << (plen & 31);
+    const chg = st.desc + FIB6D_E.CHG;
+    Atomics.add(u, chg, 1); // odd: lookups of this table retry
     if (word === 0) {
-      if (e < 0) return;
       if (--st.lenCount[plen] === 0) Atomics.and(u, lw, ~bit);
       Atomics.add(u, e, 1);
       u[e + FIB6E.META] = (u[e + FIB6E.META] & 0xffff) | (FIB6_TOMB << 16);
@@ -1305,11 +1314,13 @@ export class ShmWriter {
       Atomics.add(u, e, 1);
       u[e + FIB6E.VALUE] = word;
       Atomics.add(u, e, 1);
+      Atomics.add(u, chg, 1);
       return;
     } else {
       this.f6Put(this.f6Arr(), st.slot, plen, m, word);
       if (st.lenCount[plen]++ === 0) Atomics.or(u, lw, bit);
     }
+    Atomics.add(u, chg, 1);
     this.changed(STAT.fib6Prefix);
     if (this.f6Live + this.f6Tombs > this.f6Slots * 0.8) this.f6Rebuild(false);
   }
@@ -1380,6 +1391,10 @@ export class ShmWriter {
     fixOdd(this.grBase, GROUP_E.WORDS, this.config.maxGroups);
     fixOdd(this.fib4Desc, FIB4D_E.WORDS, this.config.fib4Tables);
     fixOdd(this.fib6Desc, FIB6D_E.WORDS, this.config.fib6Tables);
+    for (let s = 0; s < this.config.fib6Tables; s++) {
+      const chg = this.fib6Desc + s * FIB6D_E.WORDS + FIB6D_E.CHG;
+      if (u[chg] & 1) Atomics.add(u, chg, 1); // left odd by a crash inside fib6Set
+    }
 
     // 2. Simple kinds.
     const keyed: [ObjectKind, (off: number) => string][] = [
@@ -1562,7 +1577,7 @@ export class ShmWriter {
       for (const st of this.fib4.values()) {
         for (let plen = 25; plen <= 32; plen++) for (const pk of st.pfx[plen].keys()) {
           const e = u[st.tbl24 + (pk >>> 8)];
-          if ((e >>> 30) === FIB_TBL8) used[e & FIB_INDEX_MASK] = 1;
+          if ((e >>> 30) === FIB_TBL8) { used[e & FIB_INDEX_MASK] = 1; this.tbl8Inc[e & FIB_INDEX_MASK] = (e >>> 22) & 255; }
         }
       }
       this.tbl8Pool.reset((g) => used[g] === 1);

@@ -1,7 +1,8 @@
 // Torn-read test: the main thread rewrites entries of several kinds in a tight loop (self-checking
 // contents) while two worker_threads read the same SharedArrayBuffer and check every entry they read
 // is internally consistent and every FIB lookup returns the old or the new value.
-// (Same memory semantics as two processes mapping the file; a cross-process variant needs the addon.)
+// (Same memory semantics as two processes mapping the file; the cross-process variant, through a real
+// /dev/shm mapping and the addon, is tests/kernel/shm-crossproc.test.ts.)
 
 import * as assert from 'assert';
 import { Worker, isMainThread, parentPort, workerData } from 'worker_threads';
@@ -36,6 +37,22 @@ const routeD = (): Route => route4('10.30.1.64', 26, G2, { mtu: 1500 });
 const routeF = (): Route => route6('2001:db8:1:2::', 64, 'fe80::2');
 const routeM = (n: number): Route => ({ ...route4('10.40.0.0', 16, undefined), nexthops: [
   { gw: G1, ifindex: 2, weight: 1 + (n & 1), flags: 0 }, { gw: G2, ifindex: 2, weight: 2 - (n & 1), flags: 0 }] });
+// Default routes around more specific prefixes, step s = 0, 1, 2, ...: s % 4 = 0 add the defaults,
+// 1 delete X, Y, X6, 2 add them, 3 delete the defaults. Inside X (Y, X6) there is always a route.
+const routeX = (): Route => route4('10.50.0.0', 16, G1, { mtu: 1400 });
+const routeY = (): Route => route4('10.51.7.128', 25, G2, { mtu: 1500 });
+const routeX6 = (): Route => route6('2001:db8:50::', 48, 'fe80::1');
+const default4 = (c: number): Route => route4('0.0.0.0', 0, c & 1 ? G2 : G1, { mtu: c & 1 ? 1500 : 1400 });
+const default6 = (c: number): Route => route6('::', 0, c & 1 ? 'fe80::2' : 'fe80::1');
+function defaultStep(w: ShmWriter, s: number): void {
+  const cycle = s >>> 2;
+  switch (s & 3) {
+    case 0: w.upsert({ kind: 'route', obj: default4(cycle) }); w.upsert({ kind: 'route', obj: default6(cycle) }); break;
+    case 1: for (const r of [routeX(), routeY(), routeX6()]) w.remove({ kind: 'route', obj: r }); break;
+    case 2: for (const r of [routeX(), routeY(), routeX6()]) w.upsert({ kind: 'route', obj: r }); break;
+    default: w.remove({ kind: 'route', obj: default4(cycle) }); w.remove({ kind: 'route', obj: default6(cycle) });
+  }
+}
 
 interface ReaderReport { reads: number; lookups: number; retries: number; busy: number; errors: string[] }
 
@@ -57,8 +74,14 @@ function runReader(sab: SharedArrayBuffer, ctrl: Int32Array, id: number): Reader
   const v6a = r.lookup6(s6, a6('2001:db8:99:1::1')), v6b = r.lookup6(s6, a6('2001:db8:99:2::1'));
   const allowA = [val(iG1, 16), val(iG2, 16)];
   const allowIn26 = [val(iG1, 24), val(iG2, 26)];
-  const allowE = [((v6a & ~(0xff << 22)) | (48 << 22)) >>> 0];
-  const allowIn64 = [allowE[0], ((v6b & ~(0xff << 22)) | (64 << 22)) >>> 0];
+  const withPlen = (v: number, plen: number) => ((v & ~(0xff << 22)) | (plen << 22)) >>> 0;
+  const allowE = [withPlen(v6a, 48)];
+  const allowIn64 = [allowE[0], withPlen(v6b, 64)];
+  const defaults4 = [val(iG1, 0), val(iG2, 0)], defaults6 = [withPlen(v6a, 0), withPlen(v6b, 0)];
+  const allowX = [val(iG1, 16), ...defaults4], allowY = [val(iG2, 25), ...defaults4], allowNo4 = [0, ...defaults4];
+  const allowX6 = [withPlen(v6a, 48), ...defaults6], allowNo6 = [0, ...defaults6];
+  const aX = parse4('10.50.0.0'), aY = parse4('10.51.7.128'), aYout = parse4('10.51.7.0'), aNo = parse4('100.64.0.1');
+  const aX6 = a6('2001:db8:50:1::1'), aNo6 = a6('3fff::1');
   const addrs = Array.from({ length: STABLE_NEIGH }, (_, i) => parse4(`10.0.0.${i + 1}`));
   const saAddrs = Array.from({ length: SAS }, (_, j) => parse4(`192.0.2.${100 + j}`));
   const aIn64 = a6('2001:db8:1:2::5'), aOut64 = a6('2001:db8:1:3::5');
@@ -115,6 +138,14 @@ function runReader(sab: SharedArrayBuffer, ctrl: Int32Array, id: number): Reader
       if ((m >>> 30) !== 2) err(`ECMP route -> ${m.toString(16)}`);
       const sel = r.groupSelect(m & 0x3fffff, k + t);
       if (!members.includes(sel) && sel !== -1) err(`groupSelect -> ${sel} (members ${members})`);
+      // default routes coming and going around X, Y
+      const checks: [number, number[], string][] = [[(aX + ((k * 31 + t * 4099) & 0xffff)) >>> 0, allowX, 'inside X'],
+        [(aY + ((k + t) & 127)) >>> 0, allowY, 'inside Y'], [(aYout + ((k + t) & 127)) >>> 0, allowNo4, 'beside Y'], [aNo, allowNo4, 'no route but the default']];
+      for (const [a, allow, what] of checks) {
+        const v = r.lookup4(s4, a);
+        rep.lookups++;
+        if (!allow.includes(v)) err(`lookup4 ${what} ${a.toString(16)} -> ${v.toString(16)}`);
+      }
     }
     // IPv6 FIB (hash with churn and rebuilds)
     for (let t = 0; t < 4; t++) {
@@ -123,6 +154,11 @@ function runReader(sab: SharedArrayBuffer, ctrl: Int32Array, id: number): Reader
       if (v1 === LOOKUP_BUSY || v2 === LOOKUP_BUSY) { rep.busy++; continue; }
       if (!allowIn64.includes(v1)) err(`lookup6 in /64 -> ${v1.toString(16)}`);
       if (!allowE.includes(v2)) err(`lookup6 outside /64 -> ${v2.toString(16)}`);
+      const v3 = r.lookup6(s6, aX6), v4 = r.lookup6(s6, aNo6);
+      rep.lookups += 2;
+      if (v3 === LOOKUP_BUSY || v4 === LOOKUP_BUSY) { rep.busy++; continue; }
+      if (!allowX6.includes(v3)) err(`lookup6 inside X6 -> ${v3.toString(16)}`);
+      if (!allowNo6.includes(v4)) err(`lookup6 no route but the default -> ${v4.toString(16)}`);
     }
     // route entry + its next hop, consistent (gw <-> mtu)
     if ((k & 7) === 0 && routeAIdx >= 0) {
@@ -161,6 +197,7 @@ if (isMainThread) {
       w.upsert({ kind: 'route', obj: route6('2001:db8:99:1::', 64, 'fe80::1') });
       w.upsert({ kind: 'route', obj: route6('2001:db8:99:2::', 64, 'fe80::2') });
       w.upsert({ kind: 'route', obj: route6('2001:db8:1::', 48, 'fe80::1') });
+      for (const ro of [routeX(), routeY(), routeX6()]) w.upsert({ kind: 'route', obj: ro });
 
       const ctrlBuf = new SharedArrayBuffer(16);
       const ctrl = new Int32Array(ctrlBuf);
@@ -188,13 +225,14 @@ if (isMainThread) {
           if (n & 2) w.upsert({ kind: 'route', obj: routeF() }); else w.remove({ kind: 'route', obj: routeF() });
           w.upsert({ kind: 'route', obj: route6(`2001:db8:ff:${(n % 1000).toString(16)}::`, 64, 'fe80::3') });
           w.remove({ kind: 'route', obj: route6(`2001:db8:ff:${((n + 700) % 1000).toString(16)}::`, 64, 'fe80::3') });
+          defaultStep(w, n - 1);
         }
       }
       Atomics.store(ctrl, 0, 1);
       const reps = await Promise.all(reports);
       await Promise.all(workers.map((wk) => wk.terminate()));
       const sum = (f: (x: ReaderReport) => number) => reps.reduce((s, x) => s + f(x), 0);
-      console.log(`      writer: ${n - 1} iterations (${(n - 1) * 10} operations); readers: ${sum((x) => x.reads)} entry reads, `
+      console.log(`      writer: ${n - 1} iterations (~${(n - 1) * 12} operations); readers: ${sum((x) => x.reads)} entry reads, `
         + `${sum((x) => x.lookups)} lookups, ${sum((x) => x.retries)} sequence-lock retries, ${sum((x) => x.busy)} busy results`);
       const errors = reps.flatMap((x) => x.errors);
       assert.deepStrictEqual(errors, []);

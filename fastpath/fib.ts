@@ -1,0 +1,163 @@
+// FIB resolution for the lookup nodes: the same answers as ShmReader.resolve4/resolve6, faster.
+//
+// Per (VRF, family), a "plan" is computed once per shm generation: when every rule of the VRF is
+// an unconditional `lookup TABLE` (the Linux defaults: local, main, default) or `nop`, the plan is
+// the list of FIB table slots (with their suppress_prefixlength) and a packet costs one lookup per
+// table until one answers. Otherwise (selectors: from/to, iif, fwmark, tos, ipproto, ports, not;
+// goto, blackhole...) the packet goes through ShmReader.resolve4/6 with its flow key. No rule
+// mirrored for the VRF: tables local, main, default (as resolve4 does).
+
+import { FR_ACT_NOP, FR_ACT_TO_TBL, LOOKUP_BUSY, RTN_THROW, RULE_E } from '../shared-mem/layout';
+import { READ_OK, RESOLVE_BUSY, RESOLVE_NONE, type FlowKey, type ShmReader } from '../shared-mem/reader';
+
+/** Tables in a plan at most; more makes the VRF "complex". */
+const MAX_PLAN = 8;
+const PLAN_COMPLEX = -1;
+const DEFAULT_TABLES = [255, 254, 253];
+
+/** resolve4/6 found a route: its FIB value is in FibResolver.value. */
+export const FOUND = 1;
+
+export class FibResolver {
+  private readonly shm: ShmReader;
+  private readonly maxVrfs: number;
+  private gen = -1;
+  private epoch = 1;
+  // plans, index = vrf * 2 + (family === 6 ? 1 : 0)
+  private readonly stamp: Uint32Array;
+  private readonly count: Int32Array; // tables in the plan, or PLAN_COMPLEX
+  private readonly slots: Int32Array; // MAX_PLAN per plan
+  private readonly suppress: Int32Array;
+  private readonly ruleIdx: Int32Array;
+  private readonly ruleBuf = new Uint32Array(RULE_E.WORDS);
+  /** Flow keys reused for the rule-based (complex) path. */
+  readonly flow4: FlowKey = { src: 0, iif: '', mark: 0, tos: 0, proto: 0, sport: 0, dport: 0 };
+  readonly flow6: FlowKey = { src: new Uint32Array(4), iif: '', mark: 0, tos: 0, proto: 0, sport: 0, dport: 0 };
+  /** The FIB value found by the last resolve4/6 that returned FOUND, as an int32 (kind bits via >>> 30). */
+  value = 0;
+  /** Packets resolved through the plan / through ShmReader.resolve (statistics). */
+  fast = 0;
+  slow = 0;
+
+  constructor(shm: ShmReader) {
+    this.shm = shm;
+    this.maxVrfs = shm.config.maxVrfs;
+    const n = this.maxVrfs * 2;
+    this.stamp = new Uint32Array(n);
+    this.count = new Int32Array(n);
+    this.slots = new Int32Array(n * MAX_PLAN);
+    this.suppress = new Int32Array(n * MAX_PLAN);
+    this.ruleIdx = new Int32Array(shm.config.maxRules);
+  }
+
+  /** Call once per vector: plans are dropped when the shm generation moved. */
+  beginVector(): void {
+    const g = this.shm.generation();
+    if (g === this.gen) return;
+    this.gen = g;
+    if (++this.epoch === 0x100000000) { this.epoch = 1; this.stamp.fill(0); }
+  }
+
+  /** Plan index of (vrf, family), computed if needed. */
+  private plan(vrf: number, family: number): number {
+    const p = vrf * 2 + (family === 6 ? 1 : 0);
+    if (this.stamp[p] !== this.epoch) this.build(p, vrf, family);
+    return p;
+  }
+
+  private build(p: number, vrf: number, family: number): void {
+    const r = this.shm;
+    this.stamp[p] = this.epoch;
+    const n = r.rules(vrf, family, this.ruleIdx);
+    let k = 0;
+    const add = (table: number, sup: number): boolean => {
+      const slot = family === 4 ? r.fib4Slot(vrf, table) : r.fib6Slot(vrf, table);
+      if (slot < 0) return true; // no such table: the rule continues with the next one
+      if (k === MAX_PLAN) return false;
+      this.slots[p * MAX_PLAN + k] = slot;
+      this.suppress[p * MAX_PLAN + k] = sup;
+      k++;
+      return true;
+    };
+    if (n < 0) { this.count[p] = PLAN_COMPLEX; return; }
+    if (n === 0) {
+      for (const t of DEFAULT_TABLES) add(t, -1);
+      this.count[p] = k;
+      return;
+    }
+    const w = this.ruleBuf;
+    for (let i = 0; i < n; i++) {
+      if (r.readRule(this.ruleIdx[i], w) !== READ_OK) { this.count[p] = PLAN_COMPLEX; return; }
+      const m = w[RULE_E.META], action = (m >>> 8) & 255;
+      const selectors = ((m >>> 16) & 255) !== 0 || (m >>> 24) !== 0 || w[RULE_E.TOS] !== 0 || w[RULE_E.FWMASK] !== 0 ||
+        (w[RULE_E.BITS] & (16 | 32 | 64 | 128 | 256)) !== 0 || w[RULE_E.IPPROTO] !== 0;
+      if (action === FR_ACT_NOP) continue; // matching or not, a nop does nothing
+      if (selectors || action !== FR_ACT_TO_TBL) { this.count[p] = PLAN_COMPLEX; return; }
+      if (!add(w[RULE_E.TABLE], w[RULE_E.SUPPRESS] | 0)) { this.count[p] = PLAN_COMPLEX; return; }
+    }
+    this.count[p] = k;
+  }
+
+  /** True when packets of (vrf, family) need the flow key (set flow4 / flow6 before resolve). */
+  needsFlow(vrf: number, family: number): boolean {
+    if (!(vrf >= 0 && vrf < this.maxVrfs)) return false;
+    return this.count[this.plan(vrf, family)] === PLAN_COMPLEX;
+  }
+
+  /**
+   * Resolves an IPv4 destination (int32 or u32): FOUND (the FIB value is in `value`) or a RESOLVE_*
+   * code (<= 0). flow4 must be set when needsFlow().
+   */
+  resolve4(vrf: number, dst: number): number {
+    if (!(vrf >= 0 && vrf < this.maxVrfs)) return RESOLVE_NONE;
+    const p = this.plan(vrf, 4);
+    const n = this.count[p];
+    const r = this.shm;
+    if (n < 0) {
+      this.slow++;
+      const v = r.resolve4(vrf, dst, this.flow4);
+      if (v <= 0) return v;
+      this.value = v | 0;
+      return FOUND;
+    }
+    this.fast++;
+    for (let k = 0; k < n; k++) {
+      const v = r.lookup4(this.slots[p * MAX_PLAN + k], dst) | 0;
+      if (v === 0) continue;
+      if (v === (LOOKUP_BUSY | 0)) return RESOLVE_BUSY;
+      if (r.fibType(v) === RTN_THROW) continue;
+      const s = this.suppress[p * MAX_PLAN + k];
+      if (s >= 0 && ((v >>> 22) & 255) <= s) continue;
+      this.value = v;
+      return FOUND;
+    }
+    return RESOLVE_NONE;
+  }
+
+  /** resolve4 for IPv6 (dst: 4 words); flow6 must be set when needsFlow(). */
+  resolve6(vrf: number, dst: Uint32Array): number {
+    if (!(vrf >= 0 && vrf < this.maxVrfs)) return RESOLVE_NONE;
+    const p = this.plan(vrf, 6);
+    const n = this.count[p];
+    const r = this.shm;
+    if (n < 0) {
+      this.slow++;
+      const v = r.resolve6(vrf, dst, this.flow6);
+      if (v <= 0) return v;
+      this.value = v | 0;
+      return FOUND;
+    }
+    this.fast++;
+    for (let k = 0; k < n; k++) {
+      const v = r.lookup6(this.slots[p * MAX_PLAN + k], dst) | 0;
+      if (v === 0) continue;
+      if (v === (LOOKUP_BUSY | 0)) return RESOLVE_BUSY;
+      if (r.fibType(v) === RTN_THROW) continue;
+      const s = this.suppress[p * MAX_PLAN + k];
+      if (s >= 0 && ((v >>> 22) & 255) <= s) continue;
+      this.value = v;
+      return FOUND;
+    }
+    return RESOLVE_NONE;
+  }
+}

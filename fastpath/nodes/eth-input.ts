@@ -1,0 +1,85 @@
+// eth-input: first node of the graph. Counts rx per input port; Ethernet II only.
+//   destination MAC: the port's MAC goes on; broadcast / multicast -> exception (after the
+//   ethertype checks below: ARP / NDP keep their own reason); another unicast MAC -> drop 'not-for-us'.
+//   ethertype: IPv4 -> ipv4-input, IPv6 -> ipv6-input (NDP, ICMPv6 133..137 -> exception 'ndp'),
+//   ARP -> exception 'arp', 802.1Q / 802.1ad / QinQ -> exception 'vlan', other -> 'unsupported-l2'.
+//   A port no shm link entry carries -> exception 'port-unknown'.
+
+import { C_RX_BYTES, C_RX_PACKETS, PORT_STRIDE, dropReason, exceptionReason } from '../../shared-mem/stats';
+import { ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, type FpContext } from '../context';
+import { VEC, type Vector } from '../vector';
+import type { DropNode } from './drop';
+import type { ExceptionNode } from './exception';
+import type { Ipv4InputNode } from './ipv4-input';
+import type { Ipv6InputNode } from './ipv6-input';
+
+const D_RUNT = dropReason('runt');
+const D_NOT_FOR_US = dropReason('not-for-us');
+const X_PORT_UNKNOWN = exceptionReason('port-unknown');
+const X_ARP = exceptionReason('arp');
+const X_NDP = exceptionReason('ndp');
+const X_VLAN = exceptionReason('vlan');
+const X_UNSUPPORTED_L2 = exceptionReason('unsupported-l2');
+const X_L2_BROADCAST = exceptionReason('l2-broadcast');
+const X_L2_MULTICAST = exceptionReason('l2-multicast');
+
+export class EthInputNode {
+  readonly name = 'eth-input';
+  private readonly ctx: FpContext;
+  private readonly badPort = new Uint32Array(VEC);
+  ipv4!: Ipv4InputNode;
+  ipv6!: Ipv6InputNode;
+  exception!: ExceptionNode;
+  drop!: DropNode;
+
+  constructor(ctx: FpContext) {
+    this.ctx = ctx;
+  }
+
+  /** Classifies v[0 .. v.n) into the next nodes' vectors (v itself is left as is). */
+  process(v: Vector): void {
+    const ctx = this.ctx, m = ctx.mem, c = ctx.counters, mac = ctx.portMac, vrfOf = ctx.portVrf, nports = ctx.nports;
+    const exc = this.exception, drop = this.drop;
+    const v4 = this.ipv4.input, v6 = this.ipv6.input;
+    let nbad = 0;
+    for (let i = 0; i < v.n; i++) {
+      const port = v.port[i], len = v.len[i], o = v.off[i];
+      if (port >= nports) { this.badPort[nbad++] = v.mbuf[i]; ctx.badPort(); continue; }
+      const base = port * PORT_STRIDE;
+      c[base + C_RX_PACKETS]++;
+      c[base + C_RX_BYTES] += len;
+      if (len < ETH_HLEN) { drop.add(v, i, D_RUNT); continue; }
+      if (vrfOf[port] < 0) { exc.add(v, i, X_PORT_UNKNOWN); continue; }
+      const group = (m[o] & 1) !== 0;
+      if (!group) {
+        const p = port * 6;
+        if (m[o] !== mac[p] || m[o + 1] !== mac[p + 1] || m[o + 2] !== mac[p + 2] || m[o + 3] !== mac[p + 3] ||
+          m[o + 4] !== mac[p + 4] || m[o + 5] !== mac[p + 5]) { drop.add(v, i, D_NOT_FOR_US); continue; }
+      }
+      const et = (m[o + 12] << 8) | m[o + 13];
+      if (et === ETH_P_IP) {
+        if (group) { exc.add(v, i, groupReason(m, o)); continue; }
+        if (v4.n === VEC) this.ipv4.run();
+        const j = v4.n++;
+        v4.mbuf[j] = v.mbuf[i]; v4.off[j] = o; v4.len[j] = len; v4.port[j] = port; v4.aux[j] = 0;
+      } else if (et === ETH_P_IPV6) {
+        // NDP: ICMPv6 (next header 58 right after the fixed header) of type 133..137
+        if (len >= ETH_HLEN + 41 && m[o + ETH_HLEN + 6] === 58) {
+          const t = m[o + ETH_HLEN + 40];
+          if (t >= 133 && t <= 137) { exc.add(v, i, X_NDP); continue; }
+        }
+        if (group) { exc.add(v, i, groupReason(m, o)); continue; }
+        if (v6.n === VEC) this.ipv6.run();
+        const j = v6.n++;
+        v6.mbuf[j] = v.mbuf[i]; v6.off[j] = o; v6.len[j] = len; v6.port[j] = port; v6.aux[j] = 0;
+      } else if (et === ETH_P_ARP) exc.add(v, i, X_ARP);
+      else if (et === 0x8100 || et === 0x88a8 || et === 0x9100) exc.add(v, i, X_VLAN);
+      else exc.add(v, i, X_UNSUPPORTED_L2);
+    }
+    if (nbad > 0) ctx.io.free(this.badPort, nbad);
+  }
+}
+
+function groupReason(m: Uint8Array, o: number): number {
+  return (m[o] & m[o + 1] & m[o + 2] & m[o + 3] & m[o + 4] & m[o + 5]) === 255 ? X_L2_BROADCAST : X_L2_MULTICAST;
+}

@@ -1,0 +1,70 @@
+// ipv4-input: validates the IPv4 header (RFC 1812 5.2.2) before forwarding.
+//   drops: frame shorter than 14 + 20 'ipv4-truncated', version != 4 'ipv4-version', IHL < 5
+//   'ipv4-bad-ihl', total length < IHL*4 or > frame 'ipv4-bad-length', header checksum
+//   'ipv4-checksum', martians 'ipv4-martian' (source or destination 127/8, destination 0/8, source
+//   0/8, multicast or 255.255.255.255 source).
+//   exceptions (Linux handles them): destination 224/4 or 255.255.255.255 'ipv4-multicast', IHL > 5
+//   'ip-options', TTL <= 1 'ttl-expired' (Linux sends time exceeded), MF or fragment offset
+//   'fragment' (no reassembly yet).
+// Ethernet padding (frame longer than 14 + total length) is allowed; ipv4-rewrite trims it.
+
+import { dropReason, exceptionReason } from '../../shared-mem/stats';
+import { ipv4ChecksumOk } from '../checksum';
+import { ETH_HLEN, type FpContext } from '../context';
+import { VEC, Vector } from '../vector';
+import type { DropNode } from './drop';
+import type { ExceptionNode } from './exception';
+import type { Ipv4LookupNode } from './ipv4-lookup';
+
+const D_TRUNCATED = dropReason('ipv4-truncated');
+const D_VERSION = dropReason('ipv4-version');
+const D_BAD_IHL = dropReason('ipv4-bad-ihl');
+const D_BAD_LENGTH = dropReason('ipv4-bad-length');
+const D_CHECKSUM = dropReason('ipv4-checksum');
+const D_MARTIAN = dropReason('ipv4-martian');
+const X_MULTICAST = exceptionReason('ipv4-multicast');
+const X_OPTIONS = exceptionReason('ip-options');
+const X_TTL = exceptionReason('ttl-expired');
+const X_FRAGMENT = exceptionReason('fragment');
+
+export class Ipv4InputNode {
+  readonly name = 'ipv4-input';
+  readonly input = new Vector();
+  private readonly ctx: FpContext;
+  lookup!: Ipv4LookupNode;
+  exception!: ExceptionNode;
+  drop!: DropNode;
+
+  constructor(ctx: FpContext) {
+    this.ctx = ctx;
+  }
+
+  run(): void {
+    const v = this.input, m = this.ctx.mem, exc = this.exception, drop = this.drop;
+    const out = this.lookup.input;
+    for (let i = 0; i < v.n; i++) {
+      const o = v.off[i] + ETH_HLEN, l3 = v.len[i] - ETH_HLEN;
+      if (l3 < 20) { drop.add(v, i, D_TRUNCATED); continue; }
+      const b0 = m[o];
+      if ((b0 >>> 4) !== 4) { drop.add(v, i, D_VERSION); continue; }
+      const hl = (b0 & 15) << 2;
+      if (hl < 20) { drop.add(v, i, D_BAD_IHL); continue; }
+      const tot = (m[o + 2] << 8) | m[o + 3];
+      if (tot < hl || tot > l3) { drop.add(v, i, D_BAD_LENGTH); continue; }
+      if (!ipv4ChecksumOk(m, o, hl)) { drop.add(v, i, D_CHECKSUM); continue; }
+      const s0 = m[o + 12], d0 = m[o + 16];
+      if (d0 >= 224) {
+        if (d0 < 240 || (d0 & m[o + 17] & m[o + 18] & m[o + 19]) === 255) { exc.add(v, i, X_MULTICAST); continue; }
+      }
+      if (s0 === 127 || d0 === 127 || d0 === 0 || s0 === 0 || (s0 >= 224 && s0 < 240) ||
+        (s0 & m[o + 13] & m[o + 14] & m[o + 15]) === 255) { drop.add(v, i, D_MARTIAN); continue; }
+      if (hl > 20) { exc.add(v, i, X_OPTIONS); continue; }
+      if (m[o + 8] <= 1) { exc.add(v, i, X_TTL); continue; }
+      if (((m[o + 6] & 0x3f) | m[o + 7]) !== 0) { exc.add(v, i, X_FRAGMENT); continue; }
+      if (out.n === VEC) this.lookup.run();
+      const j = out.n++;
+      out.mbuf[j] = v.mbuf[i]; out.off[j] = v.off[i]; out.len[j] = v.len[i]; out.port[j] = v.port[i]; out.aux[j] = 0;
+    }
+    v.n = 0;
+  }
+}
