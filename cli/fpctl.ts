@@ -4,8 +4,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { spawn } from 'child_process';
-import { loadConfig, DEFAULT_CONFIG, LfpConfig } from '../lib/config';
+import { loadConfig, DEFAULT_CONFIG, LfpConfig, statsPath } from '../lib/config';
 import { ShmReader } from '../shared-mem/reader';
+import { StatsFile } from '../shared-mem/stats';
 import type { AnyObject, ObjectKind } from '../lib/model';
 
 const DEFAULT_CONFIG_FILE = '/etc/lfp/lfp.json';
@@ -117,7 +118,8 @@ function show(o: Opts): number {
   if (!what) throw new UsageError('show what?');
   const { cfg } = configOf(o);
   const reader = ShmReader.open(cfg.shm.path);
-  if (what === 'summary' || what === 'stats') {
+  if (what === 'stats') return showStats(o, cfg);
+  if (what === 'summary') {
     const h = reader.header();
     if (o.json) { console.log(JSON.stringify(h, null, 2)); return 0; }
     console.log(`shared memory ${cfg.shm.path}`);
@@ -138,12 +140,32 @@ function show(o: Opts): number {
   return 0;
 }
 
+function showStats(o: Opts, cfg: LfpConfig): number {
+  const snap = StatsFile.open(statsPath(cfg)).read();
+  const names = cfg.ports;
+  const ports = snap.total.map((p, i) => ({ port: i, name: names[i] ?? `port${i}`, ...p }));
+  if (o.json) { console.log(JSON.stringify({ workers: snap.workers, ports }, null, 1)); return 0; }
+  for (const p of ports) {
+    const r = p as unknown as Record<string, unknown>;
+    console.log(`port ${p.port} ${p.name}: rx ${r.rxPackets} pkts ${r.rxBytes} bytes, tx ${r.txPackets} pkts ${r.txBytes} bytes, fast-path forwarded ${r.forwarded}, to Linux (DPVI) ${r.dpviPackets}`);
+    for (const [group, counts] of [['exceptions', r.exceptions], ['drops', r.drops]] as const) {
+      const nz = Object.entries((counts ?? {}) as Record<string, number>).filter(([, n]) => n > 0);
+      if (nz.length) console.log(`  ${group}: ${nz.map(([k, n]) => `${k} ${n}`).join(', ')}`);
+    }
+  }
+  return 0;
+}
+
 // ---- daemons ----
 
+// Start order; stop goes the other way. fp (the fast path) runs only when a port has packet I/O.
 const DAEMONS = [
   { name: 'fpmd', script: 'fp-manager/main.js', node: ['--max-old-space-size=8192'] },
+  { name: 'fp', script: 'fastpath/main.js', node: [] as string[] },
   { name: 'cmgrd', script: 'cache-manager/main.js', node: ['--max-old-space-size=8192'] },
 ] as const;
+
+function hasFastPath(cfg: LfpConfig): boolean { return cfg.portSpecs.some((p) => p.dpdk || p.kernel); }
 
 function pidFile(cfg: LfpConfig, name: string): string { return path.join(cfg.runDir, `${name}.pid`); }
 
@@ -186,6 +208,7 @@ async function start(o: Opts): Promise<number> {
   try { fs.unlinkSync(path.join(cfg.runDir, 'cmgrd.status')); } catch { /* none */ }
   const pids: Record<string, number> = {};
   for (const d of DAEMONS) {
+    if (d.name === 'fp' && !hasFastPath(cfg)) continue;
     const logFile = path.join(cfg.logDir, `${d.name}.log`);
     const out = fs.openSync(logFile, 'a');
     const args = [...d.node, path.join(BUILD, d.script), '-c', file];
@@ -202,6 +225,11 @@ async function start(o: Opts): Promise<number> {
         if (!alive()) throw new Error(`fpmd exited; see ${logFile}`);
         try { return ShmReader.open(cfg.shm.path).heartbeatAgeMs() < 2000; } catch { return false; }
       }, logFile);
+    } else if (d.name === 'fp') {
+      await waitFor('fast path ports and DPVIs', 30000, () => {
+        if (!alive()) throw new Error(`fp exited; see ${logFile}`);
+        try { return StatsFile.open(statsPath(cfg)).read().perWorker[0].fields.heartbeatMs > 0; } catch { return false; }
+      }, logFile);
     } else {
       await waitFor('first full sync', 120000, () => {
         if (!alive()) throw new Error(`cmgrd exited; see ${logFile}`);
@@ -212,7 +240,7 @@ async function start(o: Opts): Promise<number> {
     }
   }
   if (o.json) console.log(JSON.stringify({ started: pids }));
-  else console.log(`lfp started: fpmd pid ${pids.fpmd}, cmgrd pid ${pids.cmgrd}; logs in ${cfg.logDir}`);
+  else console.log(`lfp started: ${Object.entries(pids).map(([n, p]) => `${n} pid ${p}`).join(', ')}; logs in ${cfg.logDir}`);
   return 0;
 }
 
@@ -250,9 +278,10 @@ function status(o: Opts): number {
   const f = st.fpmd as { pid: number | null };
   const shm = st.shm as { heartbeatAgeMs?: number; error?: string };
   console.log(`fpmd:  ${f.pid ? `running (pid ${f.pid})` : 'not running'}`);
+  if (hasFastPath(cfg)) console.log(`fp:    ${(st.fp as { pid: number | null }).pid ? `running (pid ${(st.fp as { pid: number }).pid})` : 'not running'}`);
   console.log(`cmgrd: ${c.pid ? `running (pid ${c.pid})` : 'not running'}${c.status ? `, FPC ${c.status.fpc?.state}, cache ${JSON.stringify(c.status.cache)}` : ''}`);
   console.log(`shm:   ${cfg.shm.path} ${shm.error ? `unavailable: ${shm.error}` : `writer heartbeat ${shm.heartbeatAgeMs} ms ago`}`);
-  return f.pid && c.pid ? 0 : 3;
+  return f.pid && c.pid && (!hasFastPath(cfg) || (st.fp as { pid: number | null }).pid) ? 0 : 3;
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: iproute2 (ip), kmod + user-mode-linux (full-kernel IPsec tests),
-# g++/make/python3 (node-gyp), iputils-ping and tcpdump (demo, tests).
-PKGS=(iproute2 iputils-ping kmod user-mode-linux g++ make python3 tcpdump)
+# g++/make/python3 (node-gyp), pkg-config + libdpdk-dev (the packet I/O addon), dpdk-dev (testpmd
+# for benchmarks), iputils-ping, traceroute and tcpdump (demo, tests).
+PKGS=(iproute2 ethtool iputils-ping kmod user-mode-linux g++ make python3 pkg-config libdpdk-dev dpdk-dev tcpdump traceroute)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

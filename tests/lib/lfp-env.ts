@@ -6,7 +6,10 @@ import * as os from 'os';
 import * as path from 'path';
 import { ShmReader } from '../../shared-mem/reader';
 import type { ObjectKind, ObjectOf } from '../../lib/model';
-import { configToJson, LfpConfig } from '../../lib/config';
+import { configToJson, LfpConfig, PortSpec, statsPath } from '../../lib/config';
+import { StatsFile, PortStats } from '../../shared-mem/stats';
+
+type Daemon = 'fpmd' | 'cmgrd' | 'fp';
 
 const BUILD = path.resolve(__dirname, '../..');
 const children = new Set<ChildProcess>();
@@ -25,7 +28,7 @@ export async function waitUntil(what: string, timeoutMs: number, cond: () => boo
   }
 }
 
-export interface EnvOptions { cpNetns: string; noCmgrd?: boolean; vrfNetns?: string[]; ports?: string[]; rcvbuf?: number; shm?: Partial<LfpConfig['shm']>; fpc?: string }
+export interface EnvOptions { cpNetns: string; noCmgrd?: boolean; vrfNetns?: string[]; portSpecs?: PortSpec[]; ports?: string[]; rcvbuf?: number; shm?: Partial<LfpConfig['shm']>; fpc?: string }
 
 export class LfpEnv {
   readonly dir: string;
@@ -38,7 +41,8 @@ export class LfpEnv {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lfp-t-'));
     const id = path.basename(this.dir);
     this.cfg = {
-      controlPlaneNetns: o.cpNetns, vrfNetns: o.vrfNetns ?? null, ports: o.ports ?? [], portSpecs: (o.ports ?? []).map((name) => ({ name })), fastpath: { eal: [], memMB: 256, mbufs: 16384, burst: 256 },
+      controlPlaneNetns: o.cpNetns, vrfNetns: o.vrfNetns ?? null, ports: o.portSpecs ? o.portSpecs.map((p) => p.name) : o.ports ?? [],
+      portSpecs: o.portSpecs ?? (o.ports ?? []).map((name) => ({ name })), fastpath: { eal: [], memMB: 128, mbufs: 8192, burst: 256 },
       fpc: o.fpc ?? `ipc://${this.dir}/fpc.sock`,
       shm: { path: `/dev/shm/${id}`, maxRoutes: 300000, tbl8Groups: 8192, fib4Tables: 8, fib6Tables: 8, fib6Entries: 65536, ...(o.shm ?? {}) },
       runDir: this.dir, logDir: this.dir, netlinkRcvbuf: o.rcvbuf ?? 64 * 1024 * 1024, logLevel: 'info',
@@ -52,6 +56,13 @@ export class LfpEnv {
     try {
       env.spawn('fpmd', ['--fresh']);
       await waitUntil('fpmd shared memory', 10000, () => { env.reader_ = ShmReader.open(env.cfg.shm.path); return true; }, 20);
+      if (env.cfg.portSpecs.some((p) => p.dpdk || p.kernel)) {
+        env.spawn('fp');
+        await waitUntil('fast path running', 30000, () => {
+          if (!env.alive('fp')) throw new Error('fp exited');
+          return StatsFile.open(statsPath(env.cfg)).read().perWorker[0].fields.heartbeatMs > 0;
+        }, 50);
+      }
       if (!o.noCmgrd) {
         env.spawn('cmgrd');
         await env.waitSynced(30000);
@@ -63,8 +74,8 @@ export class LfpEnv {
     return env;
   }
 
-  spawn(name: 'fpmd' | 'cmgrd', extra: string[] = []): ChildProcess {
-    const script = name === 'fpmd' ? 'fp-manager/main.js' : 'cache-manager/main.js';
+  spawn(name: Daemon, extra: string[] = []): ChildProcess {
+    const script = { fpmd: 'fp-manager/main.js', cmgrd: 'cache-manager/main.js', fp: 'fastpath/main.js' }[name];
     const out = fs.openSync(path.join(this.dir, `${name}.log`), 'a');
     const c = spawn(process.execPath, ['--max-old-space-size=6144', path.join(BUILD, script), '-c', this.cfgFile, ...extra], { stdio: ['ignore', out, out] });
     fs.closeSync(out);
@@ -74,13 +85,13 @@ export class LfpEnv {
     return c;
   }
 
-  kill(name: 'fpmd' | 'cmgrd', signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+  kill(name: Daemon, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     const c = this.procs.get(name);
     if (!c || c.exitCode !== null || c.signalCode !== null) return Promise.resolve();
     return new Promise((r) => { c.once('exit', () => r()); c.kill(signal); });
   }
 
-  alive(name: 'fpmd' | 'cmgrd'): boolean {
+  alive(name: Daemon): boolean {
     const c = this.procs.get(name);
     return !!c && c.exitCode === null && c.signalCode === null;
   }
@@ -118,15 +129,19 @@ export class LfpEnv {
 
   logs(): string {
     let s = '';
-    for (const n of ['fpmd', 'cmgrd']) {
+    for (const n of ['fpmd', 'fp', 'cmgrd']) {
       try { s += `[${n}.log]\n` + fs.readFileSync(path.join(this.dir, `${n}.log`), 'utf8').split('\n').slice(-40).join('\n') + '\n'; } catch { /* none */ }
     }
     return s;
   }
 
+  /** Fast-path counters (summed over workers), per port. */
+  stats(): PortStats[] { return StatsFile.open(statsPath(this.cfg)).read().total; }
+
   stop(): void {
     for (const c of this.procs.values()) { try { c.kill('SIGKILL'); } catch { /* gone */ } }
     try { fs.unlinkSync(this.cfg.shm.path); } catch { /* none */ }
+    try { fs.unlinkSync(statsPath(this.cfg)); } catch { /* none */ }
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }

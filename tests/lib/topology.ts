@@ -45,6 +45,9 @@ export function configureIp(t: Topology): void {
   for (const [h, i] of [[a, 1], [b, 2]] as const) {
     const dev = h === a ? 'a0' : 'b0';
     h.ip(`link set ${dev} up`);
+    // veth leaves UDP/TCP checksums to "hardware" (CHECKSUM_PARTIAL): a packet that crosses a raw
+    // socket then arrives with a wrong checksum. Real hosts behind a real wire compute them.
+    h.exec('ethtool', ['-K', dev, 'tx', 'off']);
     h.ip(`addr add 10.${i}.0.2/24 dev ${dev}`);
     h.ip(`-6 addr add 2001:db8:${i}::2/64 dev ${dev} nodad`);
     h.ip(`route add default via 10.${i}.0.1`);

@@ -10,7 +10,6 @@ const [mode, ...args] = process.argv.slice(2);
 async function send(dst: string, port: number, count: number, pps: number, size: number): Promise<void> {
   const s = dgram.createSocket(net.isIPv6(dst) ? 'udp6' : 'udp4');
   s.on('error', (e) => { console.error(e.message); process.exit(1); });
-  const buf = Buffer.alloc(Math.max(8, size));
   const t0 = process.hrtime.bigint();
   let sent = 0;
   await new Promise<void>((resolve) => {
@@ -18,6 +17,7 @@ async function send(dst: string, port: number, count: number, pps: number, size:
       const due = Math.min(count, Math.floor(Number(process.hrtime.bigint() - t0) / 1e9 * pps) + 1);
       let inFlight = 0;
       while (sent < due) {
+        const buf = Buffer.alloc(Math.max(8, size)); // one per datagram: send() is asynchronous
         buf.writeUInt32BE(sent, 0);
         inFlight++;
         s.send(buf, port, dst, () => { if (--inFlight === 0 && sent >= count) resolve(); });
@@ -42,7 +42,10 @@ function recv(port: number, count: number, timeoutMs: number, family: string): v
     if (i < count && !seen[i]) { seen[i] = 1; received++; bytes += m.length; }
     if (received === count) done();
   });
-  s.bind(port, () => { console.error('ready'); });
+  s.bind(port, () => {
+    try { s.setRecvBufferSize(16 * 1024 * 1024); } catch { /* keep the default */ }
+    console.error('ready');
+  });
   setTimeout(done, timeoutMs);
 }
 

@@ -1,0 +1,195 @@
+// The fast-path process: opens the ports of the config (DPDK devices or kernel interfaces), creates
+// one DPVI (a TAP with the port's name and MAC) per port in the control-plane netns, and polls:
+// port -> graph (forward, or exception to the DPVI), DPVI -> port (what Linux sends).
+// A control timer applies what the user set on a DPVI with `ip link` (MTU, MAC, up/down, mirrored
+// into shared memory by cmgrd/fpmd) to the port, and reflects the port's carrier on the DPVI.
+import * as path from 'path';
+import * as pktio from '../native/pktio';
+import { ShmReader } from '../shared-mem/reader';
+import { StatsFile } from '../shared-mem/stats';
+import { Graph } from './graph';
+import { createVector, Vector } from './vector';
+import type { PacketIo } from './io';
+import { statsPath } from '../lib/config';
+import type { LfpConfig, PortSpec } from '../lib/config';
+import type { Logger } from '../lib/log';
+import type { Link } from '../lib/model';
+
+const NETNS_DIR = '/run/netns';
+
+
+interface FpPort {
+  spec: PortSpec;
+  index: number;
+  dev: number; // pktio handle of the device, -1 when the port has no packet I/O
+  dpvi: number; // pktio handle of the DPVI tap, -1 when none
+  mtu: number;
+  mac: string;
+  adminUp: boolean;
+  carrier: boolean;
+}
+
+/** PacketIo over the native addon; a class so that the graph's call sites stay monomorphic. */
+class PktioIo implements PacketIo {
+  readonly mem: Uint8Array;
+  readonly bufSize: number;
+  constructor(pool: pktio.Pool, private dev: Int32Array, private dpvi: Int32Array) {
+    this.mem = pool.mem;
+    this.bufSize = pool.bufSize;
+  }
+  tx(port: number, v: Vector, count: number): number {
+    const h = this.dev[port];
+    return h < 0 ? 0 : pktio.tx(h, v.mbuf, v.off, v.len, count);
+  }
+  toDpvi(port: number, v: Vector, count: number): number {
+    const h = this.dpvi[port];
+    return h < 0 ? 0 : pktio.tx(h, v.mbuf, v.off, v.len, count);
+  }
+  free(mbuf: Uint32Array, count: number): void { pktio.free(mbuf, count); }
+  alloc(mbuf: Uint32Array, off: Uint32Array, count: number): number { return pktio.alloc(mbuf, off, count); }
+}
+
+export class FastPath {
+  private ports: FpPort[] = [];
+  private reader!: ShmReader;
+  private stats!: StatsFile;
+  private graph!: Graph;
+  private rxv: Vector = createVector();
+  private burst: number;
+  private running = false;
+  private control: NodeJS.Timeout | null = null;
+  private nap = new Int32Array(new SharedArrayBuffer(4));
+  private idle = 0;
+  private dpviToPort = 0;
+  private dpviTxFull = 0;
+
+  constructor(readonly cfg: LfpConfig, private log: Logger) {
+    this.burst = cfg.fastpath.burst;
+  }
+
+  async start(): Promise<void> {
+    const cpPath = this.cfg.controlPlaneNetns ? path.join(NETNS_DIR, this.cfg.controlPlaneNetns) : undefined;
+    const pool = pktio.init({ eal: this.cfg.fastpath.eal, memMB: this.cfg.fastpath.memMB, mbufs: this.cfg.fastpath.mbufs });
+    this.log.info(`packet pool: ${pool.mbufs} mbufs of ${pool.bufLen} bytes${pool.hugepages ? ' (hugepages)' : ''}`);
+    this.cfg.portSpecs.forEach((spec, index) => {
+      const p: FpPort = { spec, index, dev: -1, dpvi: -1, mtu: 1500, mac: '', adminUp: true, carrier: false };
+      if (spec.dpdk || spec.kernel) {
+        const netns = spec.netns ? path.join(NETNS_DIR, spec.netns) : undefined;
+        // Kernel ports: many small ring blocks. A block is handed over when full or after 1 ms, so at
+        // low rates each block holds ~1 ms of traffic: 256 blocks ride out a stall of the process.
+        p.dev = spec.dpdk ? pktio.dpdkPort(spec.dpdk, { netns })
+          : pktio.kernelPort(spec.kernel!, { netns, blockSize: 1 << 16, blocks: 256, blockTimeoutMs: 1 });
+        const info = pktio.portInfo(p.dev);
+        p.mtu = info.mtu;
+        p.mac = info.mac;
+        p.carrier = info.linkUp;
+        p.dpvi = pktio.tapPort(spec.name, { netns: cpPath, mac: info.mac, mtu: info.mtu });
+        pktio.setCarrier(p.dpvi, p.carrier);
+        this.log.info(`port ${index} ${spec.name}: ${spec.dpdk ? `DPDK ${spec.dpdk}` : `kernel ${spec.kernel}`}, mac ${p.mac}, mtu ${p.mtu}, carrier ${p.carrier ? 'up' : 'down'}; DPVI ${spec.name} in ${this.cfg.controlPlaneNetns || 'this netns'}`);
+      } else {
+        this.log.info(`port ${index} ${spec.name}: mirrored only (no packet I/O configured)`);
+      }
+      this.ports.push(p);
+    });
+    this.reader = await this.openShm();
+    this.stats = StatsFile.createFile(statsPath(this.cfg), { workers: 1, ports: Math.max(1, this.ports.length) });
+    const dev = Int32Array.from(this.ports.map((p) => p.dev));
+    const dpvi = Int32Array.from(this.ports.map((p) => p.dpvi));
+    this.graph = new Graph({ io: new PktioIo(pool, dev, dpvi), shm: this.reader, ports: this.ports.length, stats: this.stats.worker(0) });
+    this.running = true;
+    this.control = setInterval(() => this.controlTick(), 100);
+    setImmediate(() => this.poll());
+  }
+
+  private async openShm(): Promise<ShmReader> {
+    const end = Date.now() + 10000;
+    for (;;) {
+      try {
+        return ShmReader.open(this.cfg.shm.path, { writable: true });
+      } catch (e) {
+        if (Date.now() > end) throw new Error(`shared memory ${this.cfg.shm.path}: ${(e as Error).message} (is fpmd running?)`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+
+  /** One slice of the poll loop; yields to the event loop between slices (signals, control timer). */
+  private poll(): void {
+    if (!this.running) return;
+    const v = this.rxv;
+    for (let iter = 0; iter < 64; iter++) {
+      let got = 0;
+      for (let i = 0; i < this.ports.length; i++) {
+        const p = this.ports[i];
+        if (p.dev < 0) continue;
+        const n = pktio.rx(p.dev, v.mbuf, v.off, v.len, this.burst);
+        if (n > 0) {
+          v.n = n;
+          v.port.fill(i, 0, n);
+          this.graph.process(v);
+          got += n;
+        }
+        // What Linux sends through the DPVI goes out of the port unchanged.
+        const m = pktio.rx(p.dpvi, v.mbuf, v.off, v.len, this.burst);
+        if (m > 0) {
+          const sent = pktio.tx(p.dev, v.mbuf, v.off, v.len, m);
+          this.dpviToPort += sent;
+          if (sent < m) {
+            this.dpviTxFull += m - sent;
+            v.mbuf.copyWithin(0, sent, m);
+            pktio.free(v.mbuf, m - sent);
+          }
+          got += m;
+        }
+      }
+      if (got === 0) {
+        // Idle: back off with short sleeps (the VM has 2 cores shared with Linux and the daemons).
+        this.idle++;
+        if (this.idle > 16) Atomics.wait(this.nap, 0, 0, this.idle > 1000 ? 1 : 0.05);
+      } else {
+        this.idle = 0;
+      }
+    }
+    setImmediate(() => this.poll());
+  }
+
+  /** Applies DPVI settings made with `ip link` to the ports; reflects carrier on the DPVIs. */
+  private controlTick(): void {
+    this.graph.heartbeat();
+    let links: Link[];
+    try {
+      links = this.reader.list('link', { vrf: 0 }).map((o) => o.obj as Link);
+    } catch {
+      return;
+    }
+    for (const p of this.ports) {
+      if (p.dev < 0) continue;
+      const l = links.find((x) => x.name === p.spec.name);
+      if (l) {
+        try {
+          if (l.mtu !== p.mtu) { pktio.setMtu(p.dev, l.mtu); p.mtu = l.mtu; this.log.info(`port ${p.spec.name}: mtu ${l.mtu} (from ip link)`); }
+          if (l.mac && l.mac !== p.mac) { pktio.setMac(p.dev, l.mac); p.mac = l.mac; this.log.info(`port ${p.spec.name}: mac ${l.mac} (from ip link)`); }
+          if (l.adminUp !== p.adminUp) { pktio.setUp(p.dev, l.adminUp); p.adminUp = l.adminUp; this.log.info(`port ${p.spec.name}: ${l.adminUp ? 'up' : 'down'} (from ip link)`); }
+        } catch (e) {
+          this.log.error(`port ${p.spec.name}: ${(e as Error).message}`);
+        }
+      }
+      const carrier = pktio.portInfo(p.dev).linkUp;
+      if (carrier !== p.carrier) {
+        p.carrier = carrier;
+        pktio.setCarrier(p.dpvi, carrier);
+        this.log.info(`port ${p.spec.name}: carrier ${carrier ? 'up' : 'down'}`);
+      }
+    }
+  }
+
+  close(): void {
+    this.running = false;
+    if (this.control) clearInterval(this.control);
+    for (const p of this.ports) {
+      if (p.dpvi >= 0) pktio.close(p.dpvi);
+      if (p.dev >= 0) pktio.close(p.dev);
+    }
+    try { pktio.shutdown(); } catch { /* already */ }
+  }
+}
