@@ -2,8 +2,10 @@
 # `make demo`: a namespace topology, lfp started with `fpctl start`, Linux configured with plain `ip`,
 # and what lfp mirrored into its shared memory shown with `fpctl`.
 #
-#   host A (lfp-demo-a) a0 ---- eth1 [ lfp-demo-cp: control plane ] eth2 ---- b0 host B (lfp-demo-b)
-#                                       + VRF 7 = netns lfp-demo-vrf7
+#   host A (lfp-demo-a) a0 ---- pA [ lfp-demo-phy: the wire side of lfp ] pB ---- b0 host B (lfp-demo-b)
+#                                  fast path ports eth1 (pA), eth2 (pB)
+#                                  DPVIs eth1, eth2 in lfp-demo-cp (the control plane, configured with ip)
+#                                  + VRF 7 = netns lfp-demo-vrf7
 #
 # KEEP=1 leaves everything running (stop with: scripts/demo.sh stop).
 set -euo pipefail
@@ -11,7 +13,7 @@ cd "$(dirname "$0")/.."
 D=/tmp/lfp-demo
 CFG=$D/lfp.json
 FPCTL="node build/cli/fpctl.js"
-NS="lfp-demo-cp lfp-demo-a lfp-demo-b lfp-demo-vrf7"
+NS="lfp-demo-cp lfp-demo-phy lfp-demo-a lfp-demo-b lfp-demo-vrf7"
 
 cleanup() {
   [ -f "$CFG" ] && $FPCTL stop -c "$CFG" >/dev/null 2>&1 || true
@@ -25,16 +27,21 @@ cleanup
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
-step "Topology: host A -- control plane -- host B, plus a VRF namespace"
+step "Topology: host A -- lfp -- host B, plus a VRF namespace"
 for n in $NS; do ip netns add "$n"; ip -n "$n" link set lo up; done
-ip -n lfp-demo-cp link add eth1 type veth peer name a0 netns lfp-demo-a
-ip -n lfp-demo-cp link add eth2 type veth peer name b0 netns lfp-demo-b
+ip -n lfp-demo-phy link add pA type veth peer name a0 netns lfp-demo-a
+ip -n lfp-demo-phy link add pB type veth peer name b0 netns lfp-demo-b
+ip -n lfp-demo-phy link set pA up
+ip -n lfp-demo-phy link set pB up
 mkdir -p $D
 cat > $CFG <<JSON
 {
   "controlPlaneNetns": "lfp-demo-cp",
   "vrfNetns": ["lfp-demo-vrf7"],
-  "ports": ["eth1", "eth2"],
+  "ports": [
+    { "name": "eth1", "kernel": "pA", "netns": "lfp-demo-phy" },
+    { "name": "eth2", "kernel": "pB", "netns": "lfp-demo-phy" }
+  ],
   "fpc": "ipc://$D/fpc.sock",
   "shm": { "path": "/dev/shm/lfp-demo", "maxRoutes": 100000, "tbl8Groups": 4096 },
   "runDir": "$D",
@@ -43,8 +50,9 @@ cat > $CFG <<JSON
 JSON
 echo "config $CFG:"; cat $CFG
 
-step "Start lfp"
+step "Start lfp (fpmd, the fast path with its DPVIs eth1/eth2 in the control plane, cmgrd)"
 run $FPCTL start -c $CFG --fresh
+run ip -n lfp-demo-cp -br link show
 
 step "Configure Linux with ip (in the control-plane netns)"
 run ip -n lfp-demo-cp link set eth1 up
@@ -61,6 +69,7 @@ run ip netns exec lfp-demo-cp sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all
 for h in a:1 b:2; do
   n=lfp-demo-${h%%:*}; i=${h##*:}; dev=${h%%:*}0
   ip -n $n link set $dev up
+  ip netns exec $n ethtool -K $dev tx off >/dev/null   # veth offload would leave UDP checksums unfilled
   ip -n $n addr add 192.168.$i.2/24 dev $dev
   ip -n $n -6 addr add 2001:db8:$i::2/64 dev $dev nodad
   ip -n $n route add default via 192.168.$i.1
@@ -71,10 +80,27 @@ run ip -n lfp-demo-vrf7 link add v7a type veth peer name v7b
 run ip -n lfp-demo-vrf7 addr add 172.16.7.1/24 dev v7a
 run ip -n lfp-demo-vrf7 link set v7a up
 
-step "Traffic: host A pings host B (IPv4 and IPv6); Linux learns the neighbours"
+# the DPVIs get carrier from their ports (the fast path's control tick): wait for it
+for i in $(seq 50); do
+  ip -n lfp-demo-cp link show eth1 | grep -q LOWER_UP && ip -n lfp-demo-cp link show eth2 | grep -q LOWER_UP && break
+  sleep 0.1
+done
+
+step "Traffic: host A pings host B (IPv4 and IPv6); Linux resolves the neighbours through the DPVIs"
 run ip netns exec lfp-demo-a ping -c 3 -i 0.3 -w 5 192.168.2.2
 run ip netns exec lfp-demo-a ping -6 -c 3 -i 0.3 -w 5 2001:db8:2::2
 sleep 0.2
+
+step "A 50,000-packet UDP flow from host A to host B"
+UDP="node build/tests/lib/udp-tool.js"
+ip netns exec lfp-demo-b $UDP recv 5001 50000 15000 > $D/recv.json 2>/dev/null &
+sleep 0.5
+run ip netns exec lfp-demo-a $UDP send 192.168.2.2 5001 50000 20000
+wait
+echo "host B received: $(cat $D/recv.json)"
+
+step "Fast path counters: the flow was forwarded by the fast path, not by Linux"
+run $FPCTL -c $CFG show stats
 
 step "What lfp mirrored into shared memory (fpctl reads it directly)"
 run $FPCTL -c $CFG show ports
@@ -93,8 +119,9 @@ run $FPCTL -c $CFG show routes --vrf 0 --json | grep -A6 '"198.51.100.0"' | head
 
 cat <<TXT
 
-The fast path that forwards with this state is the next step (issue 3); today the kernel
-forwards, lfp mirrors. Logs: $D/fpmd.log $D/cmgrd.log
+"fast-path forwarded" counts packets the fast path forwarded itself; "to Linux (DPVI)" counts the
+exceptions (ARP/ND, the first packets of a flow before its neighbour is known, local traffic).
+Logs: $D/fpmd.log $D/fp.log $D/cmgrd.log
 TXT
 [ "${KEEP:-0}" = 1 ] && echo "Left running (KEEP=1). Stop with: scripts/demo.sh stop"
 exit 0
