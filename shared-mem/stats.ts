@@ -69,6 +69,7 @@ export type ExceptionReason = typeof EXCEPTION_REASONS[number];
 export const DROP_REASONS = [
   'runt', // shorter than an Ethernet header
   'not-for-us', // unicast destination MAC other than the port's
+  'own-mac', // source MAC is the port's own: a frame we sent, seen again (e.g. an AF_PACKET port sees its own tx)
   'ipv4-truncated', // frame too short for an IPv4 header
   'ipv4-version', // version != 4 with ethertype IPv4
   'ipv4-bad-ihl', // IHL < 5

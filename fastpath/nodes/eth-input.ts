@@ -1,6 +1,7 @@
 // eth-input: first node of the graph. Counts rx per input port; Ethernet II only.
 //   destination MAC: the port's MAC goes on; broadcast / multicast -> exception (after the
 //   ethertype checks below: ARP / NDP keep their own reason); another unicast MAC -> drop 'not-for-us'.
+//   source MAC: the port's own -> drop 'own-mac' (our own frame seen again).
 //   ethertype: IPv4 -> ipv4-input, IPv6 -> ipv6-input (NDP, ICMPv6 133..137 -> exception 'ndp'),
 //   ARP -> exception 'arp', 802.1Q / 802.1ad / QinQ -> exception 'vlan', other -> 'unsupported-l2'.
 //   A port no shm link entry carries -> exception 'port-unknown'.
@@ -15,6 +16,7 @@ import type { Ipv6InputNode } from './ipv6-input';
 
 const D_RUNT = dropReason('runt');
 const D_NOT_FOR_US = dropReason('not-for-us');
+const D_OWN_MAC = dropReason('own-mac');
 const X_PORT_UNKNOWN = exceptionReason('port-unknown');
 const X_ARP = exceptionReason('arp');
 const X_NDP = exceptionReason('ndp');
@@ -50,9 +52,13 @@ export class EthInputNode {
       c[base + C_RX_BYTES] += len;
       if (len < ETH_HLEN) { drop.add(v, i, D_RUNT); continue; }
       if (vrfOf[port] < 0) { exc.add(v, i, X_PORT_UNKNOWN); continue; }
+      const p = port * 6;
+      // A frame from our own MAC is one we sent, coming back (an AF_PACKET port also sees its own tx;
+      // a loop): handing it to Linux would look like a duplicate address.
+      if (m[o + 6] === mac[p] && m[o + 7] === mac[p + 1] && m[o + 8] === mac[p + 2] && m[o + 9] === mac[p + 3] &&
+        m[o + 10] === mac[p + 4] && m[o + 11] === mac[p + 5]) { drop.add(v, i, D_OWN_MAC); continue; }
       const group = (m[o] & 1) !== 0;
       if (!group) {
-        const p = port * 6;
         if (m[o] !== mac[p] || m[o + 1] !== mac[p + 1] || m[o + 2] !== mac[p + 2] || m[o + 3] !== mac[p + 3] ||
           m[o + 4] !== mac[p + 4] || m[o + 5] !== mac[p + 5]) { drop.add(v, i, D_NOT_FOR_US); continue; }
       }

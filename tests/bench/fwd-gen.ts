@@ -39,6 +39,10 @@ export interface GenResult {
   rxPps: number;
   counterPps: number;
   tscHz: number;
+  /** Share of tx calls (measurement window) that could not send the whole burst: the far end was full. */
+  txFullShare: number;
+  /** Share of sink rx calls that found nothing. */
+  rxEmptyShare: number;
   txStats: pktio.PortStats;
   rxStats?: pktio.PortStats;
   error?: string;
@@ -88,6 +92,7 @@ function main(o: GenOptions): GenResult {
   let tEnd = tEnd0;
   let s0 = 0, r0 = 0, c0 = 0;
   let seconds = 0;
+  let txCalls = 0, txFull = 0, rxCalls = 0, rxEmpty = 0;
   for (let iter = 0; ; iter++) {
     if (pending < B) {
       const n = pktio.alloc(pending === 0 ? mb : mb.subarray(pending), pending === 0 ? off : off.subarray(pending), B - pending);
@@ -101,11 +106,14 @@ function main(o: GenOptions): GenResult {
     }
     const got = pktio.tx(txp, mb, off, len, pending);
     sent += got;
+    txCalls++;
+    if (got < pending) txFull++;
     if (got > 0 && got < pending) { mb.copyWithin(0, got, pending); off.copyWithin(0, got, pending); }
     pending -= got;
     if (rxp >= 0) {
       const r = pktio.rx(rxp, rmb, roff, rlen, B);
-      if (r > 0) { pktio.free(rmb, r); received += r; }
+      rxCalls++;
+      if (r > 0) { pktio.free(rmb, r); received += r; } else rxEmpty++;
     }
     if ((iter & 63) === 0) {
       const now = performance.now();
@@ -113,6 +121,7 @@ function main(o: GenOptions): GenResult {
         if (phase === 0) {
           phase = 1; t0 = now; tEnd = now + o.measureMs;
           s0 = sent; r0 = received; c0 = readCounter(o.rxCounter);
+          txCalls = txFull = rxCalls = rxEmpty = 0;
         } else {
           seconds = (now - t0) / 1000;
           break;
@@ -124,6 +133,7 @@ function main(o: GenOptions): GenResult {
   const res: GenResult = {
     seconds, sent: sent - s0, received: received - r0, counter,
     txPps: (sent - s0) / seconds, rxPps: (received - r0) / seconds, counterPps: counter / seconds, tscHz,
+    txFullShare: txFull / Math.max(1, txCalls), rxEmptyShare: rxEmpty / Math.max(1, rxCalls),
     txStats: pktio.stats(txp), rxStats: rxp >= 0 ? pktio.stats(rxp) : undefined,
   };
   if (pending > 0) pktio.free(mb, pending);

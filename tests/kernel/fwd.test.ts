@@ -33,13 +33,13 @@ async function udpFlow(from: Netns, to: Netns, dst: string, count: number, pps: 
   return (JSON.parse(out) as { received: number }).received;
 }
 
-describe('fast path forwarding between two hosts (kernel ports, DPVIs)', function () {
+for (const kind of ['kernel', 'dpdk'] as const) describe(`fast path forwarding between two hosts (${kind === 'kernel' ? 'kernel AF_PACKET' : 'DPDK net_af_packet'} ports, DPVIs)`, function () {
   this.timeout(120000);
   let t: Topology;
   let env: LfpEnv;
 
   before(async () => {
-    t = buildTopology('kernel');
+    t = buildTopology(kind);
     try {
       env = await LfpEnv.start({ cpNetns: t.cp.name, portSpecs: t.ports });
       configureIp(t);
@@ -88,6 +88,32 @@ describe('fast path forwarding between two hosts (kernel ports, DPVIs)', functio
     const dpvi = after[0].dpviPackets - before[0].dpviPackets;
     assert.ok(fwd >= 99000, `fast-path forwarded ${fwd} of 100000 (to Linux: ${dpvi})`);
     await sleep(10);
+  });
+
+  it('applies MAC and up/down set on a DPVI with ip link to the port, and shows the port\'s carrier on the DPVI', async () => {
+    const phyLink = (n: string) => t.phy.ipJson<{ ifname: string; address: string; flags: string[] }[]>('link show').find((l) => l.ifname === n)!;
+    const dpvi = (n: string) => t.cp.ipJson<{ ifname: string; flags: string[] }[]>('link show').find((l) => l.ifname === n)!;
+    const mac0 = phyLink('pA').address;
+    t.cp.ip('link set eth1 address 02:aa:bb:cc:dd:01');
+    await waitUntil('port MAC follows the DPVI', 3000, () => phyLink('pA').address === '02:aa:bb:cc:dd:01', 20);
+    t.cp.ip(`link set eth1 address ${mac0}`);
+    await waitUntil('port MAC back', 3000, () => phyLink('pA').address === mac0, 20);
+    // carrier: the wire side goes down (host A unplugged), the DPVI loses LOWER_UP. (DPDK's
+    // net_af_packet reports a fixed link state, not its interface's carrier: kernel ports only.)
+    if (kind === 'kernel') {
+      t.a.ip('link set a0 down');
+      await waitUntil('DPVI carrier down', 3000, () => !dpvi('eth1').flags.includes('LOWER_UP'), 20);
+      t.a.ip('link set a0 up');
+      t.a.ip('route replace default via 10.1.0.1'); // (host A's routes went with its link)
+      await waitUntil('DPVI carrier up', 3000, () => dpvi('eth1').flags.includes('LOWER_UP'), 20);
+    }
+    // admin down on the DPVI stops the port; up again and traffic flows
+    t.cp.ip('link set eth1 down');
+    let r = await run(t.a, 'ping', ['-c', '2', '-i', '0.2', '-w', '2', '10.2.0.2']);
+    assert.notEqual(r.code, 0, 'no traffic through a port whose DPVI is down');
+    t.cp.ip('link set eth1 up'); // the connected route comes back with the link
+    r = await run(t.a, 'ping', ['-c', '3', '-i', '0.3', '-w', '10', '10.2.0.2']);
+    assert.equal(r.code, 0, r.out);
   });
 });
 
