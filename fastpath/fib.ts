@@ -122,7 +122,7 @@ export class FibResolver {
     }
     this.fast++;
     for (let k = 0; k < n; k++) {
-      const v = r.lookup4(this.slots[p * MAX_PLAN + k], dst) | 0;
+      const v = r.lookup4i(this.slots[p * MAX_PLAN + k], dst);
       if (v === 0) continue;
       if (v === (LOOKUP_BUSY | 0)) return RESOLVE_BUSY;
       if (r.fibType(v) === RTN_THROW) continue;

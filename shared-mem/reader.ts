@@ -91,6 +91,7 @@ export class ShmReader {
   retries = 0;
 
   private readonly u32: Uint32Array;
+  private readonly i32: Int32Array;
   private readonly u8: Uint8Array;
   private readonly u64: BigUint64Array;
   private readonly base: Record<RegionName, number>; // word offsets
@@ -110,6 +111,7 @@ export class ShmReader {
     this.name = name;
     this.writable = writable;
     this.u32 = new Uint32Array(sab, 0, layout.totalSize / 4);
+    this.i32 = new Int32Array(sab, 0, layout.totalSize / 4);
     this.u8 = new Uint8Array(sab, 0, layout.totalSize);
     this.u64 = new BigUint64Array(sab, 0, HDR.WORDS / 2);
     const b = {} as Record<RegionName, number>;
@@ -380,8 +382,16 @@ export class ShmReader {
    * the table's default-route word answers then.
    */
   lookup4(slot: number, addr: number): number {
+    return this.lookup4i(slot, addr) >>> 0;
+  }
+
+  /**
+   * lookup4 returning the word as an int32 (LOOKUP_BUSY is -1): for the fast path, where a uint32
+   * of 2^31 or more (ECMP values, tbl8 pointers) would be a heap number in Node 20 at every call.
+   */
+  lookup4i(slot: number, addr: number): number {
     if (slot < 0) return 0;
-    const u = this.u32;
+    const u = this.i32;
     const i24 = this.base.tbl24 + slot * TBL24_ENTRIES + (addr >>> 8);
     let w = u[i24];
     if ((w >>> 30) === FIB_TBL8) {
@@ -402,9 +412,9 @@ export class ShmReader {
     return w !== 0 ? w : d;
   }
 
-  /** tbl24 / tbl8 word of an address with ordered (Atomics) loads, the tbl8 pointer re-checked. */
+  /** tbl24 / tbl8 word of an address with ordered (Atomics) loads, the tbl8 pointer re-checked (int32). */
   private word4(i24: number, addr: number): number {
-    const u = this.u32;
+    const u = this.i32;
     for (let spin = 0; spin < MAX_SPINS; spin++) {
       const p = Atomics.load(u, i24);
       if ((p >>> 30) !== FIB_TBL8) return p;
@@ -412,7 +422,7 @@ export class ShmReader {
       if (Atomics.load(u, i24) === p) return w;
       this.retries++;
     }
-    return LOOKUP_BUSY;
+    return LOOKUP_BUSY | 0;
   }
 
   /**
