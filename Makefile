@@ -4,6 +4,7 @@ SHELL := /bin/bash
 NODE_GYP := node_modules/.bin/node-gyp
 NATIVE := native/build/Release/lfp_native.node
 PKTIO := native/pktio/build/Release/lfp_pktio.node
+CRYPTO := native/crypto/build/Release/lfp_crypto.node
 TS_SOURCES := $(shell find cache-manager fp-manager fastpath fpc shared-mem stats-daemon hitflags-daemon fptun-kmod cli lib native netlink tests -name '*.ts' -not -path '*/node_modules/*' 2>/dev/null)
 
 .PHONY: all deps build native ts test test-unit test-kernel demo bench bench-sync clean
@@ -13,13 +14,16 @@ all: build
 deps:
 	@bash scripts/install-deps.sh
 
-native: deps $(NATIVE) $(PKTIO)
+native: deps $(NATIVE) $(PKTIO) $(CRYPTO)
 
 $(NATIVE): $(wildcard native/*.cc native/*.h) native/binding.gyp | deps
 	cd native && ../$(NODE_GYP) rebuild --nodedir=/usr --loglevel=warn
 
 $(PKTIO): $(wildcard native/pktio/src/*.cc native/pktio/src/*.h native/pktio/src/*.c) native/pktio/binding.gyp | deps
 	cd native/pktio && ../../$(NODE_GYP) rebuild --nodedir=/usr --loglevel=warn
+
+$(CRYPTO): $(wildcard native/crypto/src/*.cc native/crypto/src/*.h) native/crypto/binding.gyp | deps
+	cd native/crypto && ../../$(NODE_GYP) rebuild --nodedir=/usr --loglevel=warn
 
 build/.stamp: $(TS_SOURCES) tsconfig.json fpc/fpc.proto | deps
 	node_modules/.bin/tsc -p tsconfig.json

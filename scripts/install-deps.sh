@@ -5,9 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: iproute2 (ip), kmod + user-mode-linux (full-kernel IPsec tests),
-# g++/make/python3 (node-gyp), pkg-config + libdpdk-dev (the packet I/O addon), dpdk-dev (testpmd
+# g++/make/python3 (node-gyp), pkg-config + libdpdk-dev (the packet I/O addon), libssl-dev (the
+# crypto addon's allocation checker), openssl (crypto benchmarks), dpdk-dev (testpmd
 # for benchmarks), iputils-ping, traceroute and tcpdump (demo, tests).
-PKGS=(iproute2 ethtool iputils-ping kmod user-mode-linux g++ make python3 pkg-config libdpdk-dev dpdk-dev tcpdump traceroute)
+PKGS=(iproute2 ethtool iputils-ping kmod user-mode-linux g++ make python3 pkg-config libdpdk-dev dpdk-dev libssl-dev openssl tcpdump traceroute)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,0 +1,410 @@
+// ESP crypto of one SA: see esp.h.
+
+#include "esp.h"
+
+#include <climits>
+#include <cstring>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+namespace lfpcrypto {
+
+namespace {
+
+inline void Put32(uint8_t* p, uint32_t v) {
+  p[0] = uint8_t(v >> 24);
+  p[1] = uint8_t(v >> 16);
+  p[2] = uint8_t(v >> 8);
+  p[3] = uint8_t(v);
+}
+
+// Input of the IV generator: AES-CTR over zeros gives the keystream, i.e. E_k(ctr), E_k(ctr+1), ...
+const uint8_t kZeros[Sa::kIvChunk * 16] = {0};
+
+// Largest encLen handled (OpenSSL's EVP update lengths are ints).
+constexpr uint32_t kMaxEncLen = 0x3fffffff;
+
+const char* GcmName(size_t keyLen) {
+  switch (keyLen) {
+    case 16: return "AES-128-GCM";
+    case 24: return "AES-192-GCM";
+    case 32: return "AES-256-GCM";
+    default: return nullptr;
+  }
+}
+
+const char* CbcName(size_t keyLen) {
+  switch (keyLen) {
+    case 16: return "AES-128-CBC";
+    case 24: return "AES-192-CBC";
+    case 32: return "AES-256-CBC";
+    default: return nullptr;
+  }
+}
+
+// Fetches `name` and keys a new context with it (IV set later, per packet). nullptr on failure.
+EVP_CIPHER_CTX* KeyedCtx(const char* name, bool encrypt, const uint8_t* key, const uint8_t* iv, bool noPadding) {
+  EVP_CIPHER* c = EVP_CIPHER_fetch(nullptr, name, nullptr);
+  if (c == nullptr) return nullptr;
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  bool ok = ctx != nullptr && EVP_CipherInit_ex(ctx, c, nullptr, key, iv, encrypt ? 1 : 0) == 1 &&
+            (!noPadding || EVP_CIPHER_CTX_set_padding(ctx, 0) == 1);
+  EVP_CIPHER_free(c);  // the context keeps its own reference
+  if (!ok) {
+    EVP_CIPHER_CTX_free(ctx);
+    return nullptr;
+  }
+  return ctx;
+}
+
+}  // namespace
+
+// ---- HMAC ---------------------------------------------------------------------------------------------------------
+// EVP_MAC (and HMAC_CTX, which wraps it in OpenSSL 3) restores the precomputed key state with EVP_MD_CTX_copy_ex,
+// which frees and re-allocates the provider's digest context: 2 heap allocations per packet (measured with
+// CRYPTO_set_mem_functions on OpenSSL 3.0). The low-level SHA contexts are plain structs: the ipad/opad states are
+// computed once here and copied per packet; the compression functions are the same assembly (SHA-NI/AVX2) EVP uses.
+
+bool HmacKey::Init(Auth auth, const uint8_t* key, size_t keyLen) {
+  Wipe();
+  auth_ = auth;
+  size_t block = 0;
+  switch (auth) {
+    case Auth::kNone: digestLen_ = 0; return true;
+    case Auth::kSha1: block = 64; digestLen_ = 20; break;
+    case Auth::kSha256: block = 64; digestLen_ = 32; break;
+    case Auth::kSha512: block = 128; digestLen_ = 64; break;
+  }
+  uint8_t k0[128];
+  uint8_t pad[128];
+  memset(k0, 0, sizeof k0);
+  bool ok = true;
+  if (keyLen > block) {  // RFC 2104: keys longer than the block are hashed first
+    switch (auth) {
+      case Auth::kSha1: ok = SHA1_Init(&work_.s1) && SHA1_Update(&work_.s1, key, keyLen) && SHA1_Final(k0, &work_.s1); break;
+      case Auth::kSha256:
+        ok = SHA256_Init(&work_.s256) && SHA256_Update(&work_.s256, key, keyLen) && SHA256_Final(k0, &work_.s256);
+        break;
+      case Auth::kSha512:
+        ok = SHA512_Init(&work_.s512) && SHA512_Update(&work_.s512, key, keyLen) && SHA512_Final(k0, &work_.s512);
+        break;
+      default: break;
+    }
+  } else if (keyLen > 0) {
+    memcpy(k0, key, keyLen);
+  }
+  for (int round = 0; round < 2 && ok; round++) {
+    const uint8_t x = round == 0 ? 0x36 : 0x5c;
+    for (size_t i = 0; i < block; i++) pad[i] = k0[i] ^ x;
+    State& st = round == 0 ? inner_ : outer_;
+    switch (auth) {
+      case Auth::kSha1: ok = SHA1_Init(&st.s1) && SHA1_Update(&st.s1, pad, block); break;
+      case Auth::kSha256: ok = SHA256_Init(&st.s256) && SHA256_Update(&st.s256, pad, block); break;
+      case Auth::kSha512: ok = SHA512_Init(&st.s512) && SHA512_Update(&st.s512, pad, block); break;
+      default: break;
+    }
+  }
+  OPENSSL_cleanse(k0, sizeof k0);
+  OPENSSL_cleanse(pad, sizeof pad);
+  OPENSSL_cleanse(&work_, sizeof work_);
+  if (!ok) Wipe();
+  return ok;
+}
+
+void HmacKey::Mac(const uint8_t* data, size_t len, const uint8_t* tail, size_t tailLen, uint8_t* out) {
+  uint8_t ih[64];
+  switch (auth_) {
+    case Auth::kSha1:
+      work_.s1 = inner_.s1;
+      SHA1_Update(&work_.s1, data, len);
+      if (tailLen) SHA1_Update(&work_.s1, tail, tailLen);
+      SHA1_Final(ih, &work_.s1);
+      work_.s1 = outer_.s1;
+      SHA1_Update(&work_.s1, ih, 20);
+      SHA1_Final(out, &work_.s1);
+      break;
+    case Auth::kSha256:
+      work_.s256 = inner_.s256;
+      SHA256_Update(&work_.s256, data, len);
+      if (tailLen) SHA256_Update(&work_.s256, tail, tailLen);
+      SHA256_Final(ih, &work_.s256);
+      work_.s256 = outer_.s256;
+      SHA256_Update(&work_.s256, ih, 32);
+      SHA256_Final(out, &work_.s256);
+      break;
+    case Auth::kSha512:
+      work_.s512 = inner_.s512;
+      SHA512_Update(&work_.s512, data, len);
+      if (tailLen) SHA512_Update(&work_.s512, tail, tailLen);
+      SHA512_Final(ih, &work_.s512);
+      work_.s512 = outer_.s512;
+      SHA512_Update(&work_.s512, ih, 64);
+      SHA512_Final(out, &work_.s512);
+      break;
+    case Auth::kNone: break;
+  }
+}
+
+void HmacKey::Wipe() {
+  OPENSSL_cleanse(&inner_, sizeof inner_);
+  OPENSSL_cleanse(&outer_, sizeof outer_);
+  OPENSSL_cleanse(&work_, sizeof work_);
+  auth_ = Auth::kNone;
+  digestLen_ = 0;
+}
+
+// ---- SA -------------------------------------------------------------------------------------------------------------
+
+std::unique_ptr<Sa> Sa::Create(const SaSpec& s, std::string* err) {
+  std::unique_ptr<Sa> sa(new Sa());
+  sa->cipher_ = s.cipher;
+  sa->auth_ = s.auth;
+  switch (s.cipher) {
+    case Cipher::kAesGcm: {
+      const char* name = GcmName(s.keyLen);
+      if (name == nullptr) { *err = "AES-GCM key must be 16, 24 or 32 bytes"; return nullptr; }
+      if (s.icvLen != 8 && s.icvLen != 12 && s.icvLen != 16) { *err = "GCM ICV must be 64, 96 or 128 bits"; return nullptr; }
+      if (s.auth != Auth::kNone) { *err = "an AEAD SA takes no separate authentication algorithm"; return nullptr; }
+      sa->enc_ = KeyedCtx(name, true, s.key, nullptr, false);
+      sa->dec_ = KeyedCtx(name, false, s.key, nullptr, false);
+      if (sa->enc_ == nullptr || sa->dec_ == nullptr) { *err = std::string("OpenSSL cannot set up ") + name; return nullptr; }
+      memcpy(sa->salt_, s.salt, 4);
+      sa->ivLen_ = 8;
+      sa->icvLen_ = s.icvLen;
+      sa->blockSize_ = 4;
+      return sa;
+    }
+    case Cipher::kAesCbc: {
+      const char* name = CbcName(s.keyLen);
+      if (name == nullptr) { *err = "AES-CBC key must be 16, 24 or 32 bytes"; return nullptr; }
+      sa->enc_ = KeyedCtx(name, true, s.key, nullptr, true);
+      sa->dec_ = KeyedCtx(name, false, s.key, nullptr, true);
+      if (sa->enc_ == nullptr || sa->dec_ == nullptr) { *err = std::string("OpenSSL cannot set up ") + name; return nullptr; }
+      // IV generator: AES-128-CTR keystream under a random key and random initial counter (NIST SP 800-38A
+      // appendix C: IV = E_k(unique nonce)). Unpredictable without the key, no syscall per packet.
+      uint8_t seed[32];
+      if (RAND_bytes(seed, sizeof seed) != 1) { *err = "OpenSSL RAND_bytes failed"; return nullptr; }
+      sa->ivGen_ = KeyedCtx("AES-128-CTR", true, seed, seed + 16, false);
+      OPENSSL_cleanse(seed, sizeof seed);
+      if (sa->ivGen_ == nullptr) { *err = "OpenSSL cannot set up AES-128-CTR"; return nullptr; }
+      sa->ivLen_ = 16;
+      sa->blockSize_ = 16;
+      break;
+    }
+    case Cipher::kNull:
+      if (s.keyLen != 0) { *err = "ecb(cipher_null) takes an empty key"; return nullptr; }
+      sa->ivLen_ = 0;
+      sa->blockSize_ = 4;
+      break;
+  }
+  if (s.auth != Auth::kNone) {
+    if (!sa->hmac_.Init(s.auth, s.authKey, s.authKeyLen)) { *err = "OpenSSL SHA initialisation failed"; return nullptr; }
+    if (s.truncLen == 0 || s.truncLen > sa->hmac_.DigestLen()) { *err = "bad HMAC truncation length"; return nullptr; }
+    sa->icvLen_ = s.truncLen;
+  }
+  return sa;
+}
+
+Sa::~Sa() {
+  // EVP_CIPHER_CTX_free wipes the key schedules (the providers free their contexts with OPENSSL_clear_free).
+  EVP_CIPHER_CTX_free(enc_);
+  EVP_CIPHER_CTX_free(dec_);
+  EVP_CIPHER_CTX_free(ivGen_);
+  hmac_.Wipe();
+  OPENSSL_cleanse(salt_, sizeof salt_);
+  OPENSSL_cleanse(ivBuf_, sizeof ivBuf_);
+}
+
+bool Sa::NextIvs(uint8_t* out, size_t n) {
+  int outl = 0;
+  return EVP_EncryptUpdate(ivGen_, out, &outl, kZeros, int(n * 16)) == 1 && size_t(outl) == n * 16;
+}
+
+bool Sa::GcmSeal(const uint8_t iv8[8], const uint8_t* aad, size_t aadLen, uint8_t* p, size_t len, uint8_t* tag) {
+  uint8_t nonce[12];  // RFC 4106 §4: salt || explicit IV
+  memcpy(nonce, salt_, 4);
+  memcpy(nonce + 4, iv8, 8);
+  int outl = 0;
+  uint8_t fin[16];
+  return EVP_EncryptInit_ex(enc_, nullptr, nullptr, nullptr, nonce) == 1 &&
+         (aadLen == 0 || EVP_EncryptUpdate(enc_, nullptr, &outl, aad, int(aadLen)) == 1) &&
+         (len == 0 || (EVP_EncryptUpdate(enc_, p, &outl, p, int(len)) == 1 && size_t(outl) == len)) &&
+         EVP_EncryptFinal_ex(enc_, fin, &outl) == 1 && outl == 0 &&
+         EVP_CIPHER_CTX_ctrl(enc_, EVP_CTRL_AEAD_GET_TAG, int(icvLen_), tag) == 1;
+}
+
+int Sa::GcmOpen(const uint8_t iv8[8], const uint8_t* aad, size_t aadLen, uint8_t* p, size_t len,
+                const uint8_t* tag) {
+  uint8_t nonce[12];
+  memcpy(nonce, salt_, 4);
+  memcpy(nonce + 4, iv8, 8);
+  int outl = 0;
+  uint8_t fin[16];
+  // GCM checks the tag at the end (EVP_DecryptFinal_ex compares with CRYPTO_memcmp, i.e. in constant time).
+  if (EVP_DecryptInit_ex(dec_, nullptr, nullptr, nullptr, nonce) != 1 ||
+      EVP_CIPHER_CTX_ctrl(dec_, EVP_CTRL_AEAD_SET_TAG, int(icvLen_), const_cast<uint8_t*>(tag)) != 1 ||
+      (aadLen != 0 && EVP_DecryptUpdate(dec_, nullptr, &outl, aad, int(aadLen)) != 1))
+    return -1;
+  if (len != 0 && (EVP_DecryptUpdate(dec_, p, &outl, p, int(len)) != 1 || size_t(outl) != len)) return -1;
+  if (EVP_DecryptFinal_ex(dec_, fin, &outl) == 1) return 1;
+  // Forged or damaged: the same counter-mode keystream over the buffer again gives the ciphertext back, so a refused
+  // packet is left exactly as received (no unauthenticated plaintext reaches the caller).
+  if (len != 0) {
+    if (EVP_DecryptInit_ex(dec_, nullptr, nullptr, nullptr, nonce) != 1 ||
+        EVP_DecryptUpdate(dec_, p, &outl, p, int(len)) != 1) {
+      OPENSSL_cleanse(p, len);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+bool Sa::CbcEncrypt(const uint8_t iv[16], uint8_t* p, size_t len) {
+  int outl = 0;
+  return EVP_EncryptInit_ex(enc_, nullptr, nullptr, nullptr, iv) == 1 &&
+         EVP_EncryptUpdate(enc_, p, &outl, p, int(len)) == 1 && size_t(outl) == len;
+}
+
+bool Sa::CbcDecrypt(const uint8_t iv[16], uint8_t* p, size_t len) {
+  int outl = 0;
+  return EVP_DecryptInit_ex(dec_, nullptr, nullptr, nullptr, iv) == 1 &&
+         EVP_DecryptUpdate(dec_, p, &outl, p, int(len)) == 1 && size_t(outl) == len;
+}
+
+long Sa::CheckEncrypt(size_t memLen, const uint32_t* espOff, const uint32_t* encLen, uint32_t count,
+                      const char** why) const {
+  for (uint32_t i = 0; i < count; i++) {
+    const uint32_t len = encLen[i];
+    if (len == 0 || len % blockSize_ != 0 || len > kMaxEncLen) {
+      *why = blockSize_ == 16 ? "is not a positive multiple of 16 (the AES block)"
+                              : "is not a positive multiple of 4 (RFC 4303 alignment)";
+      return long(i);
+    }
+    const uint64_t end = uint64_t(espOff[i]) + 8 + ivLen_ + len + icvLen_;
+    if (end > memLen) {
+      *why = "puts the packet (ESP header + IV + encLen + ICV) beyond the end of mem";
+      return long(i);
+    }
+  }
+  return -1;
+}
+
+long Sa::EncryptBurst(uint8_t* mem, const uint32_t* espOff, const uint32_t* encLen, const uint32_t* seqLo,
+                      const uint32_t* seqHi, uint32_t count, bool esn) {
+  for (uint32_t base = 0; base < count; base += kIvChunk) {
+    const uint32_t n = count - base < kIvChunk ? count - base : kIvChunk;
+    if (cipher_ == Cipher::kAesCbc && !NextIvs(ivBuf_, n)) return long(base);
+    for (uint32_t j = 0; j < n; j++) {
+      const uint32_t i = base + j;
+      uint8_t* h = mem + espOff[i];  // SPI, SN
+      uint8_t* iv = h + 8;
+      uint8_t* p = iv + ivLen_;
+      const size_t len = encLen[i];
+      uint8_t* icv = p + len;
+      Put32(h + 4, seqLo[i]);  // the SN field is the low 32 bits of the sequence number
+      switch (cipher_) {
+        case Cipher::kAesGcm: {
+          // Explicit IV = the 64-bit sequence number (unique per SA and key).
+          Put32(iv, seqHi[i]);
+          Put32(iv + 4, seqLo[i]);
+          // RFC 4106 §5: AAD = SPI || SN (32 bits), or SPI || SN high || SN low with ESN.
+          uint8_t aad[12];
+          size_t aadLen;
+          memcpy(aad, h, 4);
+          if (esn) {
+            Put32(aad + 4, seqHi[i]);
+            memcpy(aad + 8, h + 4, 4);
+            aadLen = 12;
+          } else {
+            memcpy(aad + 4, h + 4, 4);
+            aadLen = 8;
+          }
+          if (!GcmSeal(iv, aad, aadLen, p, len, icv)) return long(i);
+          break;
+        }
+        case Cipher::kAesCbc:
+          memcpy(iv, ivBuf_ + 16 * j, 16);
+          if (!CbcEncrypt(iv, p, len)) return long(i);
+          break;
+        case Cipher::kNull: break;
+      }
+      if (auth_ != Auth::kNone) {
+        // RFC 4303 §2.2.1 / §3.3.2.1: ICV over ESP header + IV + ciphertext, plus the high 32 bits of the ESN
+        // (appended for the computation only, never sent).
+        uint8_t hi[4], mac[64];
+        Put32(hi, seqHi[i]);
+        hmac_.Mac(h, 8 + ivLen_ + len, hi, esn ? 4 : 0, mac);
+        memcpy(icv, mac, icvLen_);
+      }
+    }
+  }
+  return -1;
+}
+
+void Sa::DecryptBurst(uint8_t* mem, size_t memLen, const uint32_t* espOff, const uint32_t* encLen,
+                      const uint32_t* seqHi, uint32_t count, bool esn, uint8_t* status) {
+  for (uint32_t i = 0; i < count; i++) {
+    const uint32_t len = encLen[i];
+    const uint64_t end = uint64_t(espOff[i]) + 8 + ivLen_ + uint64_t(len) + icvLen_;
+    // The trailer (pad length, next header) needs 2 bytes; CBC needs whole blocks. GCM/NULL input is not required to
+    // be 4-byte aligned (that is the sender's duty, RFC 4303 §2.4).
+    const bool lenOk = len <= kMaxEncLen && (cipher_ == Cipher::kAesCbc ? len >= 16 && len % 16 == 0 : len >= 2);
+    if (!lenOk || end > memLen) {
+      status[i] = kBadLength;
+      continue;
+    }
+    uint8_t* h = mem + espOff[i];
+    uint8_t* iv = h + 8;
+    uint8_t* p = iv + ivLen_;
+    const uint8_t* icv = p + len;
+    if (auth_ != Auth::kNone) {  // encrypt-then-MAC: verify before decrypting
+      uint8_t hi[4], mac[64];
+      Put32(hi, seqHi[i]);
+      hmac_.Mac(h, 8 + ivLen_ + len, hi, esn ? 4 : 0, mac);
+      if (CRYPTO_memcmp(mac, icv, icvLen_) != 0) {
+        status[i] = kBadIcv;
+        continue;
+      }
+    }
+    switch (cipher_) {
+      case Cipher::kAesGcm: {
+        uint8_t aad[12];
+        size_t aadLen;
+        memcpy(aad, h, 4);
+        if (esn) {
+          Put32(aad + 4, seqHi[i]);
+          memcpy(aad + 8, h + 4, 4);
+          aadLen = 12;
+        } else {
+          memcpy(aad + 4, h + 4, 4);
+          aadLen = 8;
+        }
+        const int r = GcmOpen(iv, aad, aadLen, p, len, icv);
+        status[i] = r == 1 ? kOk : r == 0 ? kBadIcv : kCryptoError;
+        break;
+      }
+      case Cipher::kAesCbc: status[i] = CbcDecrypt(iv, p, len) ? kOk : kCryptoError; break;
+      case Cipher::kNull: status[i] = kOk; break;
+    }
+  }
+}
+
+bool Sa::RawGcm(bool encrypt, const uint8_t iv8[8], const uint8_t* aad, size_t aadLen, uint8_t* data, size_t len,
+                uint8_t* tag) {
+  if (cipher_ != Cipher::kAesGcm || len > kMaxEncLen || aadLen > kMaxEncLen) return false;
+  return encrypt ? GcmSeal(iv8, aad, aadLen, data, len, tag) : GcmOpen(iv8, aad, aadLen, data, len, tag) == 1;
+}
+
+bool Sa::RawCbc(bool encrypt, const uint8_t iv[16], uint8_t* data, size_t len) {
+  if (cipher_ != Cipher::kAesCbc || len % 16 != 0 || len > kMaxEncLen) return false;
+  return encrypt ? CbcEncrypt(iv, data, len) : CbcDecrypt(iv, data, len);
+}
+
+bool Sa::RawHmac(const uint8_t* data, size_t len, uint8_t* out) {
+  if (auth_ == Auth::kNone) return false;
+  hmac_.Mac(data, len, nullptr, 0, out);
+  return true;
+}
+
+}  // namespace lfpcrypto

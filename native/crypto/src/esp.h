@@ -1,0 +1,118 @@
+// ESP crypto of one SA (RFC 4303), independent of N-API: AES-GCM (RFC 4106), AES-CBC (RFC 3602), NULL encryption
+// (RFC 2410), HMAC-SHA1-96 (RFC 2404), HMAC-SHA-256-128 / HMAC-SHA-512-256 (RFC 4868).
+//
+// Everything that costs (cipher contexts and key schedules, HMAC inner/outer states, the CBC IV generator) is set up
+// once in Sa::Create; the burst functions only run the primitives over the caller's memory: no allocation, no
+// syscall, no key derivation per packet. One Sa is used by one thread at a time (the contexts hold per-packet state).
+
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+// The HMAC uses OpenSSL's low-level SHA contexts (plain structs that can be copied), deprecated in OpenSSL 3: see
+// HmacKey in esp.cc. binding.gyp defines OPENSSL_SUPPRESS_DEPRECATED for every file (it must precede any OpenSSL
+// header); this is the fallback for a file that includes esp.h first.
+#ifndef OPENSSL_SUPPRESS_DEPRECATED
+#define OPENSSL_SUPPRESS_DEPRECATED 1
+#endif
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
+namespace lfpcrypto {
+
+enum class Cipher { kNull, kAesCbc, kAesGcm };
+enum class Auth { kNone, kSha1, kSha256, kSha512 };
+
+// Packet status written by DecryptBurst.
+enum : uint8_t { kOk = 0, kBadIcv = 1, kBadLength = 2, kCryptoError = 3 };
+
+// What Sa::Create needs; keys are borrowed (the caller wipes its copies).
+struct SaSpec {
+  Cipher cipher = Cipher::kNull;
+  const uint8_t* key = nullptr;  // AES key (GCM: without the salt)
+  size_t keyLen = 0;
+  uint8_t salt[4] = {0, 0, 0, 0};  // GCM
+  unsigned icvLen = 0;             // GCM: 8, 12 or 16
+  Auth auth = Auth::kNone;
+  const uint8_t* authKey = nullptr;
+  size_t authKeyLen = 0;
+  unsigned truncLen = 0;  // HMAC ICV bytes
+};
+
+// HMAC over OpenSSL's SHA-1/SHA-256/SHA-512 block functions with the ipad/opad states precomputed at SA creation.
+class HmacKey {
+ public:
+  bool Init(Auth auth, const uint8_t* key, size_t keyLen);
+  // Full (untruncated) HMAC of data || tail into out (DigestLen() bytes).
+  void Mac(const uint8_t* data, size_t len, const uint8_t* tail, size_t tailLen, uint8_t* out);
+  unsigned DigestLen() const { return digestLen_; }
+  void Wipe();
+  ~HmacKey() { Wipe(); }
+
+ private:
+  union State {
+    SHA_CTX s1;
+    SHA256_CTX s256;
+    SHA512_CTX s512;
+  };
+  Auth auth_ = Auth::kNone;
+  unsigned digestLen_ = 0;
+  State inner_{}, outer_{}, work_{};
+};
+
+class Sa {
+ public:
+  static constexpr unsigned kIvChunk = 64;  // CBC IVs generated per EVP call
+
+  // nullptr and a message (never containing key material) when the spec cannot be used.
+  static std::unique_ptr<Sa> Create(const SaSpec& spec, std::string* err);
+  ~Sa();
+  Sa(const Sa&) = delete;
+  Sa& operator=(const Sa&) = delete;
+
+  unsigned ivLen() const { return ivLen_; }
+  unsigned icvLen() const { return icvLen_; }
+  unsigned blockSize() const { return blockSize_; }
+  Cipher cipher() const { return cipher_; }
+  Auth auth() const { return auth_; }
+
+  // Layout checks of encryptBurst: -1 when every packet fits, else the index of the first bad one (*why says what).
+  long CheckEncrypt(size_t memLen, const uint32_t* espOff, const uint32_t* encLen, uint32_t count,
+                    const char** why) const;
+  // Returns -1, or the index of a packet on which OpenSSL failed (the burst must then be dropped).
+  long EncryptBurst(uint8_t* mem, const uint32_t* espOff, const uint32_t* encLen, const uint32_t* seqLo,
+                    const uint32_t* seqHi, uint32_t count, bool esn);
+  void DecryptBurst(uint8_t* mem, size_t memLen, const uint32_t* espOff, const uint32_t* encLen,
+                    const uint32_t* seqHi, uint32_t count, bool esn, uint8_t* status);
+
+  // Primitives with explicit inputs, for known-answer tests (same code as the burst path).
+  bool RawGcm(bool encrypt, const uint8_t iv8[8], const uint8_t* aad, size_t aadLen, uint8_t* data, size_t len,
+              uint8_t* tag);
+  bool RawCbc(bool encrypt, const uint8_t iv[16], uint8_t* data, size_t len);
+  bool RawHmac(const uint8_t* data, size_t len, uint8_t* out /* DigestLen bytes */);
+  unsigned HmacDigestLen() const { return hmac_.DigestLen(); }
+
+ private:
+  Sa() = default;
+  bool GcmSeal(const uint8_t iv8[8], const uint8_t* aad, size_t aadLen, uint8_t* p, size_t len, uint8_t* tag);
+  // 1 ok, 0 bad tag (p restored to the ciphertext), -1 OpenSSL error.
+  int GcmOpen(const uint8_t iv8[8], const uint8_t* aad, size_t aadLen, uint8_t* p, size_t len, const uint8_t* tag);
+  bool CbcEncrypt(const uint8_t iv[16], uint8_t* p, size_t len);
+  bool CbcDecrypt(const uint8_t iv[16], uint8_t* p, size_t len);
+  bool NextIvs(uint8_t* out, size_t n);  // n IVs of 16 bytes from the per-SA generator
+
+  Cipher cipher_ = Cipher::kNull;
+  Auth auth_ = Auth::kNone;
+  unsigned ivLen_ = 0, icvLen_ = 0, blockSize_ = 4;
+  uint8_t salt_[4] = {0, 0, 0, 0};
+  EVP_CIPHER_CTX* enc_ = nullptr;  // GCM / CBC, keyed once
+  EVP_CIPHER_CTX* dec_ = nullptr;
+  EVP_CIPHER_CTX* ivGen_ = nullptr;  // CBC: AES-128-CTR keystream under a random key = unpredictable IVs
+  HmacKey hmac_;
+  uint8_t ivBuf_[kIvChunk * 16];
+};
+
+}  // namespace lfpcrypto
