@@ -1,13 +1,14 @@
 // Next hop -> (egress port, MTU, source MAC) and (next hop, neighbour address) -> destination MAC,
-// for the rewrite nodes. Both are read from shm (readNexthop, linkLookup/readLink, neighbourLookup/
-// readNeighbour) into small direct-mapped caches that are valid for ONE vector only (an epoch
-// stamp): the shm state is at most one vector old, and each next hop / neighbour is read (and its
-// hit flag set) about once per vector instead of once per packet.
+// for the rewrite nodes (per packet: resolve(), then writeMacs() once the checks passed). Both are
+// read from shm (readNexthop, linkLookup/readLink, neighbourLookup/readNeighbour) into small
+// direct-mapped caches that are valid for ONE vector only (an epoch stamp): the shm state is at
+// most one vector old, and each next hop / neighbour is read (and its hit flag set) about once per
+// vector instead of once per packet.
 
 import { LINK_E, NEIGH_E, NH_E } from '../shared-mem/layout';
 import { READ_BUSY, READ_OK, type ShmReader } from '../shared-mem/reader';
 import { exceptionReason } from '../shared-mem/stats';
-import type { FpContext } from './context';
+import { rd32, type FpContext } from './context';
 
 const X_SHM_BUSY = exceptionReason('shm-busy');
 const X_NOT_FP_PORT = exceptionReason('not-fp-port');
@@ -58,6 +59,8 @@ export class Adjacency {
   private readonly nbBufU8 = new Uint8Array(this.nbBuf.buffer);
   private readonly addr6 = new Uint32Array(4);
 
+  /** Next-hop cache slot of the last resolve() (nhResult: egress port, nhMtu). */
+  nhSlot = 0;
   /** Neighbour entries read from shm (statistics). */
   neighbourReads = 0;
 
@@ -73,6 +76,38 @@ export class Adjacency {
       this.nhStamp.fill(0);
       this.nbStamp.fill(0);
     }
+  }
+
+  /**
+   * Next hop `nh` of a packet of `family` (4 or 6) whose network header is at m[o..]: the next hop
+   * (egress port, see nexthop) and its neighbour: the gateway (IPv4, or IPv6 as in RFC 5549), or
+   * the packet's destination for a connected route. Returns the neighbour cache slot (>= 0; the
+   * next-hop slot is left in nhSlot), or -1 - exception reason when either is unusable.
+   */
+  resolve(nh: number, family: number, m: Uint8Array, o: number): number {
+    const s = this.nexthop(nh);
+    this.nhSlot = s;
+    const e = this.nhResult[s];
+    if (e < 0) return e;
+    const gk = this.nhGwKind[s], gw = this.nhGw, g = s * 4;
+    let nf = family, a0: number, a1 = 0, a2 = 0, a3 = 0; // int32, like the cache keys
+    if (gk === GW_V4) { nf = 4; a0 = gw[g]; } // (on an IPv6 route: not in Linux, harmless)
+    // an empty gateway (ADDR_EMPTY, 3) counts as none for IPv4 routes and as :: for IPv6 ones
+    else if (gk === GW_V6 || (gk !== GW_NONE && family === 6)) { nf = 6; a0 = gw[g]; a1 = gw[g + 1]; a2 = gw[g + 2]; a3 = gw[g + 3]; }
+    else if (family === 4) a0 = rd32(m, o + 16);
+    else { a0 = rd32(m, o + 24); a1 = rd32(m, o + 28); a2 = rd32(m, o + 32); a3 = rd32(m, o + 36); }
+    const t = this.neighbour(s, nf, a0, a1, a2, a3);
+    const r = this.nbResult[t];
+    return r < 0 ? r : t;
+  }
+
+  /** Writes the Ethernet addresses of next-hop slot s / neighbour slot t into the frame at m[off..]. */
+  writeMacs(m: Uint8Array, off: number, s: number, t: number): void {
+    const dst = this.nbMac, src = this.nhSrcMac, d = t * 6, q = s * 6;
+    m[off] = dst[d]; m[off + 1] = dst[d + 1]; m[off + 2] = dst[d + 2];
+    m[off + 3] = dst[d + 3]; m[off + 4] = dst[d + 4]; m[off + 5] = dst[d + 5];
+    m[off + 6] = src[q]; m[off + 7] = src[q + 1]; m[off + 8] = src[q + 2];
+    m[off + 9] = src[q + 3]; m[off + 10] = src[q + 4]; m[off + 11] = src[q + 5];
   }
 
   /** Cache slot of next hop `nh`, read from shm if needed. Check nhResult[slot]. */

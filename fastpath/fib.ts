@@ -15,8 +15,11 @@ const MAX_PLAN = 8;
 const PLAN_COMPLEX = -1;
 const DEFAULT_TABLES = [255, 254, 253];
 
-/** resolve4/6 found a route: its FIB value is in FibResolver.value. */
+/** resolve4/6 found a route: its FIB value is in FibResolver.value, its type in FibResolver.type. */
 export const FOUND = 1;
+
+/** resolve()'s IPv6 destination argument for IPv4 (not read). */
+const NO_DST6 = new Uint32Array(4);
 
 export class FibResolver {
   private readonly shm: ShmReader;
@@ -35,6 +38,8 @@ export class FibResolver {
   readonly flow6: FlowKey = { src: new Uint32Array(4), iif: '', mark: 0, tos: 0, proto: 0, sport: 0, dport: 0 };
   /** The FIB value found by the last resolve4/6 that returned FOUND, as an int32 (kind bits via >>> 30). */
   value = 0;
+  /** Its route type (RTN_*, ShmReader.fibType of value). */
+  type = 0;
   /** Packets resolved through the plan / through ShmReader.resolve (statistics). */
   fast = 0;
   slow = 0;
@@ -105,57 +110,58 @@ export class FibResolver {
   }
 
   /**
-   * Resolves an IPv4 destination (int32 or u32): FOUND (the FIB value is in `value`) or a RESOLVE_*
-   * code (<= 0). flow4 must be set when needsFlow().
+   * Sets the flow key fields but the source (set by the caller: flow4.src, flow6.src words) for the
+   * rule-based path: `tos` is the header's TOS / traffic class byte (only its 0x1c bits match rules,
+   * as in Linux), `ports` the first 4 payload bytes (TCP/UDP/SCTP ports) or 0, `iif` the input link.
+   */
+  setFlow(family: number, tos: number, proto: number, ports: number, iif: string): void {
+    const f = family === 4 ? this.flow4 : this.flow6;
+    f.tos = tos & 0x1c;
+    f.proto = proto;
+    f.sport = ports >>> 16;
+    f.dport = ports & 0xffff;
+    f.iif = iif;
+  }
+
+  /**
+   * Resolves an IPv4 destination (int32 or u32): FOUND (the FIB value is in `value`, its route
+   * type in `type`) or a RESOLVE_* code (<= 0). flow4 must be set when needsFlow().
    */
   resolve4(vrf: number, dst: number): number {
-    if (!(vrf >= 0 && vrf < this.maxVrfs)) return RESOLVE_NONE;
-    const p = this.plan(vrf, 4);
-    const n = this.count[p];
-    const r = this.shm;
-    if (n < 0) {
-      this.slow++;
-      const v = r.resolve4(vrf, dst, this.flow4);
-      if (v <= 0) return v;
-      this.value = v | 0;
-      return FOUND;
-    }
-    this.fast++;
-    for (let k = 0; k < n; k++) {
-      const v = r.lookup4i(this.slots[p * MAX_PLAN + k], dst);
-      if (v === 0) continue;
-      if (v === (LOOKUP_BUSY | 0)) return RESOLVE_BUSY;
-      if (r.fibType(v) === RTN_THROW) continue;
-      const s = this.suppress[p * MAX_PLAN + k];
-      if (s >= 0 && ((v >>> 22) & 255) <= s) continue;
-      this.value = v;
-      return FOUND;
-    }
-    return RESOLVE_NONE;
+    return this.resolve(vrf, 4, dst, NO_DST6);
   }
 
   /** resolve4 for IPv6 (dst: 4 words); flow6 must be set when needsFlow(). */
   resolve6(vrf: number, dst: Uint32Array): number {
+    return this.resolve(vrf, 6, 0, dst);
+  }
+
+  /** resolve4 (family 4, dst4) or resolve6 (family 6, dst6). */
+  private resolve(vrf: number, family: number, dst4: number, dst6: Uint32Array): number {
     if (!(vrf >= 0 && vrf < this.maxVrfs)) return RESOLVE_NONE;
-    const p = this.plan(vrf, 6);
+    const p = this.plan(vrf, family);
     const n = this.count[p];
     const r = this.shm;
     if (n < 0) {
       this.slow++;
-      const v = r.resolve6(vrf, dst, this.flow6);
+      const v = family === 4 ? r.resolve4(vrf, dst4, this.flow4) : r.resolve6(vrf, dst6, this.flow6);
       if (v <= 0) return v;
       this.value = v | 0;
+      this.type = r.fibType(this.value);
       return FOUND;
     }
     this.fast++;
     for (let k = 0; k < n; k++) {
-      const v = r.lookup6(this.slots[p * MAX_PLAN + k], dst) | 0;
+      const slot = this.slots[p * MAX_PLAN + k];
+      const v = family === 4 ? r.lookup4i(slot, dst4) : r.lookup6(slot, dst6) | 0;
       if (v === 0) continue;
       if (v === (LOOKUP_BUSY | 0)) return RESOLVE_BUSY;
-      if (r.fibType(v) === RTN_THROW) continue;
+      const type = r.fibType(v);
+      if (type === RTN_THROW) continue;
       const s = this.suppress[p * MAX_PLAN + k];
       if (s >= 0 && ((v >>> 22) & 255) <= s) continue;
       this.value = v;
+      this.type = type;
       return FOUND;
     }
     return RESOLVE_NONE;

@@ -8,7 +8,7 @@
 
 import { C_RX_BYTES, C_RX_PACKETS, PORT_STRIDE, dropReason, exceptionReason } from '../../shared-mem/stats';
 import { ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, type FpContext } from '../context';
-import { VEC, type Vector } from '../vector';
+import { VEC, vpush, type Vector } from '../vector';
 import type { DropNode } from './drop';
 import type { ExceptionNode } from './exception';
 import type { Ipv4InputNode } from './ipv4-input';
@@ -66,8 +66,7 @@ export class EthInputNode {
       if (et === ETH_P_IP) {
         if (group) { exc.add(v, i, groupReason(m, o)); continue; }
         if (v4.n === VEC) this.ipv4.run();
-        const j = v4.n++;
-        v4.mbuf[j] = v.mbuf[i]; v4.off[j] = o; v4.len[j] = len; v4.port[j] = port; v4.aux[j] = 0;
+        vpush(v4, v.mbuf[i], o, len, port, 0);
       } else if (et === ETH_P_IPV6) {
         // NDP: ICMPv6 (next header 58 right after the fixed header) of type 133..137
         if (len >= ETH_HLEN + 41 && m[o + ETH_HLEN + 6] === 58) {
@@ -76,8 +75,7 @@ export class EthInputNode {
         }
         if (group) { exc.add(v, i, groupReason(m, o)); continue; }
         if (v6.n === VEC) this.ipv6.run();
-        const j = v6.n++;
-        v6.mbuf[j] = v.mbuf[i]; v6.off[j] = o; v6.len[j] = len; v6.port[j] = port; v6.aux[j] = 0;
+        vpush(v6, v.mbuf[i], o, len, port, 0);
       } else if (et === ETH_P_ARP) exc.add(v, i, X_ARP);
       else if (et === 0x8100 || et === 0x88a8 || et === 0x9100) exc.add(v, i, X_VLAN);
       else exc.add(v, i, X_UNSUPPORTED_L2);

@@ -9,8 +9,9 @@
 
 import { dropReason } from '../../shared-mem/stats';
 import { ipv4SetChecksum } from '../checksum';
-import { ETH_HLEN, type FpContext } from '../context';
-import { VEC, Vector } from '../vector';
+import { ETH_HLEN } from '../context';
+import { GraphNode } from '../graph-node';
+import type { Vector } from '../vector';
 import type { DropNode } from './drop';
 import type { PortTxNode } from './port-tx';
 
@@ -20,10 +21,8 @@ const D_FRAG_ERROR = dropReason('frag-error');
 /** At most this many fragments per packet (64 KiB / 8-byte units over the smallest MTU, 68). */
 const MAX_FRAGS = 1024;
 
-export class Ipv4FragmentNode {
+export class Ipv4FragmentNode extends GraphNode {
   readonly name = 'ipv4-fragment';
-  readonly input = new Vector();
-  private readonly ctx: FpContext;
   tx!: PortTxNode;
   drop!: DropNode;
   private readonly fm = new Uint32Array(MAX_FRAGS);
@@ -32,10 +31,6 @@ export class Ipv4FragmentNode {
   private readonly hdr2 = new Uint8Array(60);
   /** Fragments produced (statistics). */
   fragments = 0;
-
-  constructor(ctx: FpContext) {
-    this.ctx = ctx;
-  }
 
   run(): void {
     const v = this.input;

@@ -10,8 +10,9 @@
 
 import { dropReason, exceptionReason } from '../../shared-mem/stats';
 import { ipv4ChecksumOk } from '../checksum';
-import { ETH_HLEN, type FpContext } from '../context';
-import { VEC, Vector } from '../vector';
+import { ETH_HLEN } from '../context';
+import { GraphNode } from '../graph-node';
+import { VEC, vmove } from '../vector';
 import type { DropNode } from './drop';
 import type { ExceptionNode } from './exception';
 import type { Ipv4LookupNode } from './ipv4-lookup';
@@ -27,17 +28,11 @@ const X_OPTIONS = exceptionReason('ip-options');
 const X_TTL = exceptionReason('ttl-expired');
 const X_FRAGMENT = exceptionReason('fragment');
 
-export class Ipv4InputNode {
+export class Ipv4InputNode extends GraphNode {
   readonly name = 'ipv4-input';
-  readonly input = new Vector();
-  private readonly ctx: FpContext;
   lookup!: Ipv4LookupNode;
   exception!: ExceptionNode;
   drop!: DropNode;
-
-  constructor(ctx: FpContext) {
-    this.ctx = ctx;
-  }
 
   run(): void {
     const v = this.input, m = this.ctx.mem, exc = this.exception, drop = this.drop;
@@ -62,8 +57,7 @@ export class Ipv4InputNode {
       if (m[o + 8] <= 1) { exc.add(v, i, X_TTL); continue; }
       if (((m[o + 6] & 0x3f) | m[o + 7]) !== 0) { exc.add(v, i, X_FRAGMENT); continue; }
       if (out.n === VEC) this.lookup.run();
-      const j = out.n++;
-      out.mbuf[j] = v.mbuf[i]; out.off[j] = v.off[i]; out.len[j] = v.len[i]; out.port[j] = v.port[i]; out.aux[j] = 0;
+      vmove(out, v, i, 0);
     }
     v.n = 0;
   }

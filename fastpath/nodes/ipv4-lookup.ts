@@ -2,46 +2,35 @@
 //   no route -> exception 'no-route' (Linux answers ICMP unreachable); route / rule types:
 //   unicast goes on; local, broadcast, multicast, anycast -> exception 'local'; blackhole -> drop
 //   'blackhole'; unreachable / prohibit -> exception of that name; others -> 'route-type';
-//   shm entry busy -> exception 'shm-busy'.
+//   shm entry busy -> exception 'shm-busy' (fastpath/route.ts).
 //   ECMP group -> member chosen by the flow hash (addresses, protocol, TCP/UDP/SCTP ports).
 // Output: ipv4-rewrite with aux = next-hop index.
 
-import { FIB_GROUP, FIB_INDEX_MASK, RTN_ANYCAST, RTN_BLACKHOLE, RTN_BROADCAST, RTN_LOCAL, RTN_MULTICAST, RTN_PROHIBIT,
-  RTN_UNICAST, RTN_UNREACHABLE } from '../route-types';
-import { RESOLVE_BLACKHOLE, RESOLVE_NONE, RESOLVE_PROHIBIT, RESOLVE_UNREACHABLE } from '../../shared-mem/reader';
-import { dropReason, exceptionReason } from '../../shared-mem/stats';
 import { ETH_HLEN, rd32, type FpContext } from '../context';
-import { FOUND, type FibResolver } from '../fib';
+import type { FibResolver } from '../fib';
+import { GraphNode } from '../graph-node';
 import { flowHash4, hasPorts } from '../hash';
-import { VEC, Vector } from '../vector';
+import { X_SHM_BUSY, acceptRoute } from '../route';
+import { FIB_GROUP, FIB_INDEX_MASK } from '../route-types';
+import { VEC, vmove } from '../vector';
 import type { DropNode } from './drop';
 import type { ExceptionNode } from './exception';
 import type { Ipv4RewriteNode } from './ipv4-rewrite';
 
-const D_BLACKHOLE = dropReason('blackhole');
-const X_NO_ROUTE = exceptionReason('no-route');
-const X_LOCAL = exceptionReason('local');
-const X_UNREACHABLE = exceptionReason('unreachable');
-const X_PROHIBIT = exceptionReason('prohibit');
-const X_ROUTE_TYPE = exceptionReason('route-type');
-const X_SHM_BUSY = exceptionReason('shm-busy');
-
-export class Ipv4LookupNode {
+export class Ipv4LookupNode extends GraphNode {
   readonly name = 'ipv4-lookup';
-  readonly input = new Vector();
-  private readonly ctx: FpContext;
   private readonly fib: FibResolver;
   rewrite!: Ipv4RewriteNode;
   exception!: ExceptionNode;
   drop!: DropNode;
 
   constructor(ctx: FpContext, fib: FibResolver) {
-    this.ctx = ctx;
+    super(ctx);
     this.fib = fib;
   }
 
   run(): void {
-    const v = this.input, ctx = this.ctx, m = ctx.mem, shm = ctx.shm, fib = this.fib, exc = this.exception;
+    const v = this.input, ctx = this.ctx, m = ctx.mem, shm = ctx.shm, fib = this.fib, exc = this.exception, drop = this.drop;
     const out = this.rewrite.input;
     fib.beginVector();
     for (let i = 0; i < v.n; i++) {
@@ -52,42 +41,15 @@ export class Ipv4LookupNode {
       const hl = (m[o] & 15) << 2;
       const ports = hasPorts(proto) && ((m[o + 2] << 8) | m[o + 3]) >= hl + 4 ? rd32(m, o + hl) : 0;
       if (fib.needsFlow(vrf, 4)) {
-        const f = fib.flow4;
-        f.src = rd32(m, o + 12);
-        f.tos = m[o + 1] & 0x1c;
-        f.proto = proto;
-        f.sport = ports >>> 16;
-        f.dport = ports & 0xffff;
-        f.iif = ctx.portName[port];
+        fib.flow4.src = rd32(m, o + 12);
+        fib.setFlow(4, m[o + 1], proto, ports, ctx.portName[port]);
       }
-      const res = fib.resolve4(vrf, dst);
-      if (res !== FOUND) {
-        const val = res;
-        if (val === RESOLVE_NONE) exc.add(v, i, X_NO_ROUTE);
-        else if (val === RESOLVE_BLACKHOLE) this.drop.add(v, i, D_BLACKHOLE);
-        else if (val === RESOLVE_UNREACHABLE) exc.add(v, i, X_UNREACHABLE);
-        else if (val === RESOLVE_PROHIBIT) exc.add(v, i, X_PROHIBIT);
-        else exc.add(v, i, X_SHM_BUSY);
-        continue;
-      }
+      if (!acceptRoute(fib, fib.resolve4(vrf, dst), v, i, exc, drop)) continue;
       const val = fib.value; // int32
-      const type = shm.fibType(val);
-      if (type !== RTN_UNICAST) {
-        if (type === RTN_LOCAL || type === RTN_BROADCAST || type === RTN_MULTICAST || type === RTN_ANYCAST) exc.add(v, i, X_LOCAL);
-        else if (type === RTN_BLACKHOLE) this.drop.add(v, i, D_BLACKHOLE);
-        else if (type === RTN_UNREACHABLE) exc.add(v, i, X_UNREACHABLE);
-        else if (type === RTN_PROHIBIT) exc.add(v, i, X_PROHIBIT);
-        else exc.add(v, i, X_ROUTE_TYPE);
-        continue;
-      }
-      let nh: number;
-      if ((val >>> 30) === FIB_GROUP) {
-        nh = shm.groupSelect(val & FIB_INDEX_MASK, flowHash4(rd32(m, o + 12), dst, proto, ports));
-        if (nh < 0) { exc.add(v, i, X_SHM_BUSY); continue; }
-      } else nh = val & FIB_INDEX_MASK;
+      const nh = (val >>> 30) === FIB_GROUP ? shm.groupSelect(val & FIB_INDEX_MASK, flowHash4(rd32(m, o + 12), dst, proto, ports)) : val & FIB_INDEX_MASK;
+      if (nh < 0) { exc.add(v, i, X_SHM_BUSY); continue; }
       if (out.n === VEC) this.rewrite.run();
-      const j = out.n++;
-      out.mbuf[j] = v.mbuf[i]; out.off[j] = v.off[i]; out.len[j] = v.len[i]; out.port[j] = port; out.aux[j] = nh;
+      vmove(out, v, i, nh);
     }
     v.n = 0;
   }

@@ -9,8 +9,9 @@
 // Ethernet padding is allowed; ipv6-rewrite trims it.
 
 import { dropReason, exceptionReason } from '../../shared-mem/stats';
-import { ETH_HLEN, type FpContext } from '../context';
-import { VEC, Vector } from '../vector';
+import { ETH_HLEN } from '../context';
+import { GraphNode } from '../graph-node';
+import { VEC, vmove } from '../vector';
 import type { DropNode } from './drop';
 import type { ExceptionNode } from './exception';
 import type { Ipv6LookupNode } from './ipv6-lookup';
@@ -28,17 +29,11 @@ const X_EXT = exceptionReason('ipv6-ext');
 const EXT = new Uint8Array(256);
 for (const nh of [0, 43, 44, 51, 60, 135, 139, 140, 253, 254]) EXT[nh] = 1;
 
-export class Ipv6InputNode {
+export class Ipv6InputNode extends GraphNode {
   readonly name = 'ipv6-input';
-  readonly input = new Vector();
-  private readonly ctx: FpContext;
   lookup!: Ipv6LookupNode;
   exception!: ExceptionNode;
   drop!: DropNode;
-
-  constructor(ctx: FpContext) {
-    this.ctx = ctx;
-  }
 
   run(): void {
     const v = this.input, m = this.ctx.mem, exc = this.exception, drop = this.drop;
@@ -58,8 +53,7 @@ export class Ipv6InputNode {
       if (m[o + 7] <= 1) { exc.add(v, i, X_TTL); continue; }
       if (EXT[m[o + 6]] !== 0) { exc.add(v, i, X_EXT); continue; }
       if (out.n === VEC) this.lookup.run();
-      const j = out.n++;
-      out.mbuf[j] = v.mbuf[i]; out.off[j] = v.off[i]; out.len[j] = v.len[i]; out.port[j] = v.port[i]; out.aux[j] = 0;
+      vmove(out, v, i, 0);
     }
     v.n = 0;
   }
