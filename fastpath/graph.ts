@@ -4,6 +4,8 @@
 //              │                                              └─> ipv4-fragment ─> port-tx
 //              └─> ipv6-input ─> ipv6-lookup ─> ipv6-rewrite ───> port-tx
 //   every node ──> exception (input port's DPVI, original frame) / drop (free), counted by reason
+//   GraphOptions.ipsec (off by default): ipv4-lookup ─> esp-encrypt ─> ipv4-lookup (outer) / ipv4-rewrite (no policy);
+//   ipv4-lookup (ESP to a local address) ─> esp-decrypt ─> ipv4-input (inner packet)
 //
 // process(v) takes ownership of every packet of v: each ends up sent, handed to Linux or freed
 // before process returns. Nodes run in topological order; a node whose output vector fills up
@@ -16,7 +18,10 @@ import { Adjacency } from './adjacency';
 import { FpContext } from './context';
 import { FibResolver } from './fib';
 import type { PacketIo } from './io';
+import { IpsecState } from './ipsec';
 import { DropNode } from './nodes/drop';
+import { EspDecryptNode } from './nodes/esp-decrypt';
+import { EspEncryptNode } from './nodes/esp-encrypt';
 import { EthInputNode } from './nodes/eth-input';
 import { ExceptionNode } from './nodes/exception';
 import { Ipv4FragmentNode } from './nodes/ipv4-fragment';
@@ -37,6 +42,11 @@ export interface GraphOptions {
   ports: number;
   /** This worker's counters (StatsFile.worker(w)); default: private counters. */
   stats?: WorkerSlice;
+  /**
+   * IPsec ESP in the fast path (off by default): esp-encrypt after ipv4-lookup (SPD 'out'), esp-decrypt for
+   * protocol 50 to local addresses (fastpath/ipsec.ts, nodes/esp-*.ts). Needs the lfp_crypto addon.
+   */
+  ipsec?: boolean;
 }
 
 export class Graph {
@@ -55,6 +65,10 @@ export class Graph {
   readonly exception: ExceptionNode;
   readonly drop: DropNode;
   readonly stats: WorkerSlice;
+  /** IPsec state and nodes (null unless GraphOptions.ipsec). */
+  readonly ipsec: IpsecState | null = null;
+  readonly espEncrypt: EspEncryptNode | null = null;
+  readonly espDecrypt: EspDecryptNode | null = null;
 
   constructor(opts: GraphOptions) {
     if (!Number.isInteger(opts.ports) || opts.ports < 1 || opts.ports > 4096) throw new RangeError(`graph ports=${opts.ports}: must be in [1, 4096]`);
@@ -81,6 +95,14 @@ export class Graph {
     v6in.lookup = v6lk; v6in.exception = exc; v6in.drop = drop;
     v6lk.rewrite = v6rw; v6lk.exception = exc; v6lk.drop = drop;
     v6rw.tx = tx; v6rw.exception = exc;
+    if (opts.ipsec === true) {
+      const ips = this.ipsec = new IpsecState(opts.shm);
+      const enc = this.espEncrypt = new EspEncryptNode(ctx, ips);
+      const dec = this.espDecrypt = new EspDecryptNode(ctx, ips);
+      enc.lookup = v4lk; enc.rewrite = v4rw; enc.exception = exc; enc.drop = drop;
+      dec.input4 = v4in; dec.exception = exc; dec.drop = drop;
+      v4lk.espEncrypt = enc; v4lk.espDecrypt = dec;
+    }
     ctx.refreshPorts(true);
   }
 
@@ -88,6 +110,7 @@ export class Graph {
   process(v: Vector): void {
     const ctx = this.ctx;
     ctx.refreshPorts();
+    if (this.ipsec !== null) this.ipsec.sync();
     ctx.fields[W_VECTORS]++;
     ctx.fields[W_PACKETS] += v.n;
     this.ethInput.process(v);
@@ -96,12 +119,35 @@ export class Graph {
     if (this.ipv6Input.input.n > 0) this.ipv6Input.run();
     if (this.ipv4Lookup.input.n > 0) this.ipv4Lookup.run();
     if (this.ipv6Lookup.input.n > 0) this.ipv6Lookup.run();
+    if (this.ipsec !== null) this.runIpsec();
     if (this.ipv4Rewrite.input.n > 0) this.ipv4Rewrite.run();
     if (this.ipv6Rewrite.input.n > 0) this.ipv6Rewrite.run();
     if (this.ipv4Fragment.input.n > 0) this.ipv4Fragment.run();
     if (this.portTx.input.n > 0) this.portTx.run();
     if (this.exception.input.n > 0) this.exception.run();
     if (this.drop.input.n > 0) this.drop.run();
+  }
+
+  /**
+   * IPsec part of process(): ESP nodes and the IPv4 nodes they feed until all are empty. Terminates:
+   * every decryption shrinks a packet and an encapsulated packet (aux 1) is never encrypted again.
+   */
+  private runIpsec(): void {
+    const enc = this.espEncrypt as EspEncryptNode, dec = this.espDecrypt as EspDecryptNode;
+    const v4in = this.ipv4Input, v4lk = this.ipv4Lookup;
+    for (;;) {
+      if (dec.input.n > 0) dec.run();
+      if (v4in.input.n > 0) v4in.run();
+      if (v4lk.input.n > 0) v4lk.run();
+      if (enc.input.n > 0) enc.run();
+      if (v4lk.input.n > 0) v4lk.run();
+      if (dec.input.n === 0 && v4in.input.n === 0 && v4lk.input.n === 0 && enc.input.n === 0) break;
+    }
+  }
+
+  /** Frees the native IPsec contexts (SA keys wiped); the graph must not process packets afterwards. */
+  close(): void {
+    if (this.ipsec !== null) this.ipsec.close();
   }
 
   /** Stores the current time in this worker's heartbeat field (call from the worker loop, e.g. once per ms). */

@@ -62,6 +62,9 @@ export const EXCEPTION_REASONS = [
   'egress-down', // egress link administratively down
   'frag-needed', // IPv4 longer than the egress MTU with DF set (Linux sends frag needed)
   'too-big', // IPv6 longer than the egress MTU (Linux sends packet too big)
+  'no-sa', // IPsec (GraphOptions.ipsec): an 'out' policy matches but no usable SA (Linux raises ACQUIRE)
+  'ipsec-unsupported', // IPsec: policy / SA feature the fast path does not do (transport, NAT-T, IPv6, algorithm...): Linux does it
+  'esp-no-room', // IPsec: the encapsulated packet would not fit the buffer
 ] as const;
 export type ExceptionReason = typeof EXCEPTION_REASONS[number];
 
@@ -85,6 +88,14 @@ export const DROP_REASONS = [
   'dpvi-full', // the DPVI did not take the exception
   'no-mbuf', // fragmentation: the pool had no free buffer
   'frag-error', // fragmentation impossible (MTU smaller than header + 8)
+  'esp-replay', // IPsec inbound: sequence number replayed or left of the anti-replay window
+  'esp-icv', // IPsec inbound: integrity check failed
+  'esp-bad-spi', // IPsec inbound: no SA for (destination, SPI, ESP)
+  'esp-truncated', // IPsec inbound: too short for the SA's header / IV / ICV, bad length or trailer
+  'esp-policy', // IPsec inbound: decrypted packet not allowed by an 'in'/'fwd' policy for this SA
+  'ipsec-block', // IPsec outbound: the matching 'out' policy is 'block'
+  'esp-seq-overflow', // IPsec outbound: the SA's sequence number space is exhausted (no ESN)
+  'esp-crypto-error', // IPsec: the crypto addon refused or failed a burst (never seen)
 ] as const;
 export type DropReason = typeof DROP_REASONS[number];
 

@@ -5,15 +5,20 @@
 //   shm entry busy -> exception 'shm-busy' (fastpath/route.ts).
 //   ECMP group -> member chosen by the flow hash (addresses, protocol, TCP/UDP/SCTP ports).
 // Output: ipv4-rewrite with aux = next-hop index.
+// With GraphOptions.ipsec (off by default): protocol 50 to a local address -> esp-decrypt; a routed
+// packet -> esp-encrypt (SPD 'out' check) unless it is an outer packet esp-encrypt built (aux 1).
 
 import { ETH_HLEN, rd32, type FpContext } from '../context';
 import type { FibResolver } from '../fib';
 import { GraphNode } from '../graph-node';
 import { flowHash4, hasPorts } from '../hash';
+import { FOUND } from '../fib';
 import { X_SHM_BUSY, acceptRoute } from '../route';
-import { FIB_GROUP, FIB_INDEX_MASK } from '../route-types';
+import { FIB_GROUP, FIB_INDEX_MASK, RTN_LOCAL } from '../route-types';
 import { VEC, vmove } from '../vector';
 import type { DropNode } from './drop';
+import type { EspDecryptNode } from './esp-decrypt';
+import type { EspEncryptNode } from './esp-encrypt';
 import type { ExceptionNode } from './exception';
 import type { Ipv4RewriteNode } from './ipv4-rewrite';
 
@@ -23,6 +28,9 @@ export class Ipv4LookupNode extends GraphNode {
   rewrite!: Ipv4RewriteNode;
   exception!: ExceptionNode;
   drop!: DropNode;
+  /** IPsec nodes (null: IPsec off, the default). */
+  espEncrypt: EspEncryptNode | null = null;
+  espDecrypt: EspDecryptNode | null = null;
 
   constructor(ctx: FpContext, fib: FibResolver) {
     super(ctx);
@@ -44,10 +52,17 @@ export class Ipv4LookupNode extends GraphNode {
         fib.flow4.src = rd32(m, o + 12);
         fib.setFlow(4, m[o + 1], proto, ports, ctx.portName[port]);
       }
-      if (!acceptRoute(fib, fib.resolve4(vrf, dst), v, i, exc, drop)) continue;
+      const res = fib.resolve4(vrf, dst);
+      const esp = this.espEncrypt;
+      if (esp !== null && proto === 50 && res === FOUND && fib.type === RTN_LOCAL && v.aux[i] === 0) {
+        (this.espDecrypt as EspDecryptNode).add(v, i);
+        continue;
+      }
+      if (!acceptRoute(fib, res, v, i, exc, drop)) continue;
       const val = fib.value; // int32
       const nh = (val >>> 30) === FIB_GROUP ? shm.groupSelect(val & FIB_INDEX_MASK, flowHash4(rd32(m, o + 12), dst, proto, ports)) : val & FIB_INDEX_MASK;
       if (nh < 0) { exc.add(v, i, X_SHM_BUSY); continue; }
+      if (esp !== null && v.aux[i] === 0 && esp.spdActive()) { esp.add(v, i, nh); continue; }
       if (out.n === VEC) this.rewrite.run();
       vmove(out, v, i, nh);
     }
