@@ -291,10 +291,11 @@ export class CacheManager {
         const o = { kind: 'link', obj: r.obj } as AnyObject;
         const old = this.cache.get(o)?.obj as Link | undefined;
         if (r.op === 'new') this.upsert(o); else this.remove(o);
-        // The kernel flushes IPv4 routes (and neighbours) of a link going down or away without
-        // telling: re-read them.
+        // The kernel flushes IPv4 routes (and neighbours) of a link set down or removed without
+        // telling: re-read them. (A carrier change only marks routes linkdown: no re-read, which
+        // would cost seconds with a large table every time a cable or peer flaps.)
         const l = r.obj as Link;
-        if (r.op === 'del' || (old && (old.adminUp !== l.adminUp || old.operUp !== l.operUp))) {
+        if (r.op === 'del' || (old && old.adminUp !== l.adminUp)) {
           this.scheduleResync(vrf, ['address', 'neighbour', 'route']);
         }
         return;
