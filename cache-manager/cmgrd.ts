@@ -317,7 +317,8 @@ export class CacheManager {
 
   private applyRoute(op: 'new' | 'del', r: Route, flags: number): void {
     const o: AnyObject = { kind: 'route', obj: r };
-    const old = this.cache.get(o)?.obj as Route | undefined;
+    // (the previous route matters only for IPv6 multipath merging: no second key lookup for IPv4)
+    const old = r.family === 6 ? this.cache.get(o)?.obj as Route | undefined : undefined;
     const sameNh = (a: NextHop, b: NextHop) => a.ifindex === b.ifindex && (a.gw ?? '') === (b.gw ?? '');
     if (r.family === 6 && old && old.nexthops.length > 0) {
       // IPv6 multipath: a single next hop may be appended or deleted on its own.

@@ -143,8 +143,9 @@ function fromWire(kind: ObjectKind, w: Record<string, unknown>): AnyObject {
 }
 
 export function encodeObject(o: AnyObject): Uint8Array {
-  const t = T[o.kind];
-  return t.encode(t.fromObject(toWire(o))).finish();
+  // The model objects already have the wire's field names and types: encode them as they are
+  // (fromObject would copy every object first).
+  return T[o.kind].encode(toWire(o) as unknown as protobuf.Message).finish();
 }
 
 export function decodeObject(kind: ObjectKind, body: Uint8Array): AnyObject {

@@ -77,7 +77,8 @@ export class LfpEnv {
   spawn(name: Daemon, extra: string[] = []): ChildProcess {
     const script = { fpmd: 'fp-manager/main.js', cmgrd: 'cache-manager/main.js', fp: 'fastpath/main.js' }[name];
     const out = fs.openSync(path.join(this.dir, `${name}.log`), 'a');
-    const c = spawn(process.execPath, ['--max-old-space-size=6144', path.join(BUILD, script), '-c', this.cfgFile, ...extra], { stdio: ['ignore', out, out] });
+    const prof = process.env.LFP_CPU_PROF ? [`--cpu-prof`, `--cpu-prof-dir=${process.env.LFP_CPU_PROF}`] : [];
+    const c = spawn(process.execPath, ['--max-old-space-size=6144', ...prof, path.join(BUILD, script), '-c', this.cfgFile, ...extra], { stdio: ['ignore', out, out] });
     fs.closeSync(out);
     children.add(c);
     c.on('exit', () => children.delete(c));
@@ -139,7 +140,8 @@ export class LfpEnv {
   stats(): PortStats[] { return StatsFile.open(statsPath(this.cfg)).read().total; }
 
   stop(): void {
-    for (const c of this.procs.values()) { try { c.kill('SIGKILL'); } catch { /* gone */ } }
+    // SIGTERM first when profiling (the profile is written at a clean exit)
+    for (const c of this.procs.values()) { try { c.kill(process.env.LFP_CPU_PROF ? 'SIGTERM' : 'SIGKILL'); } catch { /* gone */ } }
     try { fs.unlinkSync(this.cfg.shm.path); } catch { /* none */ }
     try { fs.unlinkSync(statsPath(this.cfg)); } catch { /* none */ }
     fs.rmSync(this.dir, { recursive: true, force: true });
