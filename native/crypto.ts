@@ -7,8 +7,8 @@
 // offsets and lengths, never keys. One N-API call per burst, no allocation per packet. An SA handle belongs to the
 // thread (main or Worker) that created it. The addon is loaded on first use: importing this module never fails.
 
-import * as fs from 'fs';
 import * as path from 'path';
+import { AddonLoader } from './addon-loader';
 import type { XfrmAlgo, XfrmSa } from '../lib/model';
 
 /** Where the compiled addon lives, relative to this file once compiled (build/native/crypto.js). */
@@ -63,37 +63,16 @@ interface Addon {
   rawHmac(h: number, data: Uint8Array, out: Uint8Array): boolean;
 }
 
-let addon: Addon | undefined;
+const loader = new AddonLoader<Addon>('lfp_crypto', addonPath, BUILD_HINT);
 
 /** Load the addon now (it is loaded on first use otherwise). Throws a clear Error when it is not built. */
-export function load(): Addon {
-  if (addon !== undefined) return addon;
-  if (!fs.existsSync(addonPath)) {
-    throw new Error(`lfp_crypto addon not built: ${addonPath} is missing; ${BUILD_HINT}`);
-  }
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    addon = require(addonPath) as Addon;
-  } catch (e) {
-    const err = new Error(`lfp_crypto addon at ${addonPath} cannot be loaded (${(e as Error).message}); ${BUILD_HINT}`);
-    (err as Error & { cause?: unknown }).cause = e;
-    throw err;
-  }
-  return addon;
-}
+export function load(): Addon { return loader.load(); }
 
 /** True when the addon is built and loads. */
-export function available(): boolean {
-  try {
-    load();
-    return true;
-  } catch {
-    return false;
-  }
-}
+export function available(): boolean { return loader.available(); }
 
 function A(): Addon {
-  return addon ?? load();
+  return loader.get();
 }
 
 /**

@@ -6,8 +6,8 @@
 // The addon is loaded on first use, so importing this module never fails; a missing build is reported (with the
 // command that builds it) by the first call.
 
-import * as fs from 'fs';
 import * as path from 'path';
+import { AddonLoader } from './addon-loader';
 
 /** Where the compiled addon lives, relative to this file once compiled (build/native/pktio.js). */
 export const addonPath = path.resolve(__dirname, '../../native/pktio/build/Release/lfp_pktio.node');
@@ -155,37 +155,16 @@ interface Addon {
   cyclesHz(): bigint;
 }
 
-let addon: Addon | undefined;
+const loader = new AddonLoader<Addon>('lfp_pktio', addonPath, BUILD_HINT);
 
 /** Load the addon now (it is loaded on first use otherwise). Throws a clear Error when it is not built. */
-export function load(): Addon {
-  if (addon !== undefined) return addon;
-  if (!fs.existsSync(addonPath)) {
-    throw new Error(`lfp_pktio addon not built: ${addonPath} is missing; ${BUILD_HINT}`);
-  }
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    addon = require(addonPath) as Addon;
-  } catch (e) {
-    const err = new Error(`lfp_pktio addon at ${addonPath} cannot be loaded (${(e as Error).message}); ${BUILD_HINT}`);
-    (err as Error & { cause?: unknown }).cause = e;
-    throw err;
-  }
-  return addon;
-}
+export function load(): Addon { return loader.load(); }
 
 /** True when the addon is built and loads. */
-export function available(): boolean {
-  try {
-    load();
-    return true;
-  } catch {
-    return false;
-  }
-}
+export function available(): boolean { return loader.available(); }
 
 function A(): Addon {
-  return addon ?? load();
+  return loader.get();
 }
 
 /**
@@ -225,7 +204,7 @@ export function tapPort(name: string, opts: TapPortOptions): number { return A()
  * until given back with tx() or free().
  */
 export function rx(port: number, mbuf: Uint32Array, off: Uint32Array, len: Uint32Array, max: number, queue?: number): number {
-  const a = addon ?? load();
+  const a = A();
   return queue === undefined ? a.rx(port, mbuf, off, len, max) : a.rx(port, mbuf, off, len, max, queue);
 }
 
@@ -235,7 +214,7 @@ export function rx(port: number, mbuf: Uint32Array, off: Uint32Array, len: Uint3
  * and nothing is sent.
  */
 export function tx(port: number, mbuf: Uint32Array, off: Uint32Array, len: Uint32Array, count: number, queue?: number): number {
-  const a = addon ?? load();
+  const a = A();
   return queue === undefined ? a.tx(port, mbuf, off, len, count) : a.tx(port, mbuf, off, len, count, queue);
 }
 
