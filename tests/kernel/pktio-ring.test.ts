@@ -207,6 +207,7 @@ describe('pktio: pool and net_ring loopback', function () {
     try {
       fs.mkdirSync(path.join(dir, 'a', 'b'), { recursive: true });
       fs.copyFileSync(PKTIO_JS, path.join(dir, 'a', 'b', 'pktio.js'));
+      fs.copyFileSync(path.join(path.dirname(PKTIO_JS), 'addon-loader.js'), path.join(dir, 'a', 'b', 'addon-loader.js'));
       const r = spawnSync(process.execPath, ['-e', `
         const p = require(${JSON.stringify(path.join(dir, 'a', 'b', 'pktio.js'))});
         console.log(p.available());
