@@ -18,7 +18,7 @@ NS="lfp-demo-cp lfp-demo-phy lfp-demo-a lfp-demo-b lfp-demo-vrf7"
 cleanup() {
   [ -f "$CFG" ] && $FPCTL stop -c "$CFG" >/dev/null 2>&1 || true
   for n in $NS; do ip netns del "$n" 2>/dev/null || true; done
-  rm -f /dev/shm/lfp-demo
+  rm -f /dev/shm/lfp-demo /dev/shm/lfp-demo-stats
 }
 if [ "${1:-}" = stop ]; then cleanup; rm -rf "$D"; echo "demo stopped"; exit 0; fi
 cleanup
