@@ -20,6 +20,7 @@ import { ShmWriter } from '../../shared-mem/writer';
 import { BUSY, NOT_FOUND, READ_BUSY, READ_OK, ShmReader } from '../../shared-mem/reader';
 import { SMALL_CONFIG, route4, route6, sa } from '../../shared-mem/test-fixtures';
 import { parse4, parse6 } from '../../shared-mem/addr';
+import { checkNeighbours, checkSas } from '../lib/shm-checks';
 
 const READER_FLAG = '--shm-crossproc-reader';
 const WRITE_MS = 3000;
@@ -179,36 +180,8 @@ function runReader(path: string, ctlPath: string, id: number): ReaderReport {
   let k = 0;
   while (Atomics.load(ctl, CTL_STOP) === 0) {
     k++;
-    // neighbours: always found, internally consistent
-    for (let i = 0; i < STABLE_NEIGH; i++) {
-      const idx = r.neighbourLookup(0, 2, 4, addrs[i]);
-      rep.lookups++;
-      if (idx === BUSY) { rep.busy++; continue; }
-      if (idx === NOT_FOUND) { err(`neighbour 10.0.0.${i + 1} not found`); continue; }
-      const rr = r.readNeighbour(idx, out);
-      if (rr === READ_BUSY) { rep.busy++; continue; }
-      rep.reads++;
-      if (rr !== READ_OK) { err(`neighbour ${idx} free`); continue; }
-      const st = out[NEIGH_E.STATE], fl = out[NEIGH_E.FLAGS], meta = out[NEIGH_E.META];
-      let ok = fl === (st ^ 0x5a5a) && ((meta >>> 8) & 255) === 6 && out[NEIGH_E.ADDR] === addrs[i];
-      for (let b = 0; b < 6; b++) ok = ok && u8[NEIGH_E.LLADDR * 4 + b] === (st & 255);
-      if (!ok) err(`torn neighbour: state ${st} flags ${fl} lladdr ${Array.from(u8.subarray(NEIGH_E.LLADDR * 4, NEIGH_E.LLADDR * 4 + 6))}`);
-    }
-    // SAs: always found, internally consistent
-    for (let j = 0; j < SAS; j++) {
-      const idx = r.saLookup(0, saAddrs[j], 0x1000 + j, 50);
-      rep.lookups++;
-      if (idx === BUSY) { rep.busy++; continue; }
-      if (idx < 0) { err(`SA ${j} not found`); continue; }
-      const rr = r.readSa(idx, out);
-      if (rr === READ_BUSY) { rep.busy++; continue; }
-      rep.reads++;
-      const reqid = out[SA_E.REQID] >>> 0;
-      let ok = rr === READ_OK && (out[SA_E.REPLAY] >>> 0) === ((reqid ^ 0xffff) >>> 0) && (out[SA_E.LIFE + LIFE.SOFT_ADD] >>> 0) === reqid &&
-        (out[SA_E.AEAD + ALGO.META] & 255) === 20 && out[SA_E.SPI] === 0x1000 + j;
-      for (let b = 0; b < 20; b++) ok = ok && u8[(SA_E.AEAD + ALGO.KEY) * 4 + b] === (reqid & 255);
-      if (!ok) err(`torn SA ${j}: reqid ${reqid} replay ${out[SA_E.REPLAY] >>> 0} life ${out[SA_E.LIFE + LIFE.SOFT_ADD]}`);
-    }
+    checkNeighbours(r, addrs, out, u8, rep, err);
+    checkSas(r, saAddrs, out, u8, rep, err);
     // IPv4 FIB: old or new value, never anything else
     for (let t = 0; t < 8; t++) {
       look4((parse4('10.20.0.0') + ((k * 7919 + t * 104729) & 0xffff)) >>> 0, allowA, 'route A');
