@@ -13,6 +13,12 @@
 //   it was unpublished and at least one later write operation completed (free lists are FIFO).
 //   The default route (/0) of a table is not in tbl24 / tbl8 but in its descriptor word
 //   FIB4D_E.DEFAULT (one Atomics.store): a lookup that finds 0 in tbl24 / tbl8 returns it.
+// - Each IPv4 table has a summary bitmap (region fib4Sum, FIB4_SUM_WORDS words, one bit per /16):
+//   a bit is set (Atomics.or) BEFORE the first non-zero tbl24 word of its /16 is stored and is
+//   cleared only while the table slot is unused (or rebuilt). A lookup whose bit is 0 both before
+//   and after it read the DEFAULT word returns DEFAULT without touching tbl24: a sparse table
+//   (local, a VRF's few routes) then costs one cache-resident load instead of a TLB miss into its
+//   64 MB tbl24.
 // - Hash indexes use open addressing with linear probing and tombstones; a live entry never moves
 //   until a rebuild, which is done into the other of two index arrays and published by bumping the
 //   index generation word (its low bit selects the active array). A reader that misses re-checks
@@ -22,7 +28,7 @@
 // Identification
 
 export const SHM_MAGIC = 0x5350464c; // "LFPS" in little-endian bytes
-export const LAYOUT_VERSION = 2; // 2: IPv4 default in FIB4D_E.DEFAULT (not tbl24), tbl8 incarnations, FIB6D_E.CHG
+export const LAYOUT_VERSION = 3; // 2: IPv4 default in FIB4D_E.DEFAULT (not tbl24), tbl8 incarnations, FIB6D_E.CHG; 3: fib4Sum
 export const PAGE_SIZE = 4096;
 export const DEFAULT_SHM_PATH = '/dev/shm/lfp';
 
@@ -199,6 +205,8 @@ export function fibRef(v: number): number { return (v & 0xc03fffff) >>> 0; }
 
 export const TBL24_ENTRIES = 1 << 24;
 export const TBL8_ENTRIES = 256;
+/** Words of one IPv4 table's summary bitmap: one bit per /16 (bit (a >>> 16) & 31 of word a >>> 21). */
+export const FIB4_SUM_WORDS = 1 << 11;
 
 // ---------------------------------------------------------------------------------------------
 // Enumerations stored as codes
@@ -413,7 +421,7 @@ export function hashFib6(slot: number, plen: number, p0: number, p1: number, p2:
 
 export const REGION_NAMES = [
   'header', 'vrfs', 'links', 'linkHash', 'addrs', 'routes', 'nexthops', 'groups', 'fib4Desc',
-  'tbl24', 'tbl8', 'fib6Desc', 'fib6Hash', 'rules', 'ruleOrder', 'neighs', 'neighHash', 'policies',
+  'tbl24', 'tbl8', 'fib4Sum', 'fib6Desc', 'fib6Hash', 'rules', 'ruleOrder', 'neighs', 'neighHash', 'policies',
   'policyHash', 'sas', 'saHash',
 ] as const;
 export type RegionName = typeof REGION_NAMES[number];
@@ -460,6 +468,7 @@ export function computeLayout(partial: Partial<ShmConfig> = {}): Layout {
     fib4Desc: config.fib4Tables * FIB4D_E.WORDS * 4,
     tbl24: config.fib4Tables * TBL24_ENTRIES * 4,
     tbl8: config.tbl8Groups * TBL8_ENTRIES * 4,
+    fib4Sum: config.fib4Tables * FIB4_SUM_WORDS * 4,
     fib6Desc: config.fib6Tables * FIB6D_E.WORDS * 4,
     fib6Hash: (HASH_HDR_WORDS + 2 * fib6Slots * FIB6E.WORDS) * 4,
     rules: config.maxRules * RULE_E.WORDS * 4,

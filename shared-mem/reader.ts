@@ -4,7 +4,7 @@
 
 import type { AnyObject, Family, Neighbour, ObjectKind, Route, Rule } from '../lib/model';
 import {
-  ADDR_E, COUNTER_NAMES, DEFAULT_SHM_PATH, FIB4D_E, FIB6D_E, FIB6E, FIB6_EMPTY, FIB6_USED, FIB_GROUP, FIB_INDEX_MASK,
+  ADDR_E, COUNTER_NAMES, DEFAULT_SHM_PATH, FIB4D_E, FIB4_SUM_WORDS, FIB6D_E, FIB6E, FIB6_EMPTY, FIB6_USED, FIB_GROUP, FIB_INDEX_MASK,
   FIB_NEXTHOP, FIB_TBL8, FR_ACT_BLACKHOLE, FR_ACT_GOTO, FR_ACT_NOP, FR_ACT_PROHIBIT, FR_ACT_TO_TBL,
   FR_ACT_UNREACHABLE, GROUP_BUCKETS, GROUP_E, HASH_HDR_WORDS, HASH_TOMB, HDR, LINK_E, LOOKUP_BUSY, NEIGH_E, NH_E,
   POLICY_E, ROUTE_E, RTN_THROW, RULE_E, RULE_ORDER, SA_E, SHM_MAGIC, STAT_KINDS, TBL24_ENTRIES, TBL8_ENTRIES,
@@ -392,6 +392,13 @@ export class ShmReader {
   lookup4i(slot: number, addr: number): number {
     if (slot < 0) return 0;
     const u = this.i32;
+    // Summary bit of the /16 clear before and after DEFAULT was read: no tbl24 word of it was
+    // non-zero meanwhile (layout.ts), so DEFAULT is the answer and tbl24 is not touched.
+    const sum = this.base.fib4Sum + slot * FIB4_SUM_WORDS + (addr >>> 21), bit = (addr >>> 16) & 31;
+    if (((u[sum] >>> bit) & 1) === 0) {
+      const d = Atomics.load(u, this.base.fib4Desc + slot * FIB4D_E.WORDS + FIB4D_E.DEFAULT);
+      if (((Atomics.load(u, sum) >>> bit) & 1) === 0) return d;
+    }
     const i24 = this.base.tbl24 + slot * TBL24_ENTRIES + (addr >>> 8);
     let w = u[i24];
     if ((w >>> 30) === FIB_TBL8) {

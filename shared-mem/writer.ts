@@ -6,7 +6,7 @@ import {
   type Rule, type Vrf, type XfrmPolicy, type XfrmSa,
 } from '../lib/model';
 import {
-  ADDR_E, COUNTER_NAMES, DEFAULT_SHM_PATH, FIB4D_E, FIB6D_E, FIB6E, FIB6_EMPTY, FIB6_TOMB, FIB6_USED, FIB_GROUP,
+  ADDR_E, COUNTER_NAMES, DEFAULT_SHM_PATH, FIB4D_E, FIB4_SUM_WORDS, FIB6D_E, FIB6E, FIB6_EMPTY, FIB6_TOMB, FIB6_USED, FIB_GROUP,
   FIB_INDEX_MASK, FIB_NEXTHOP, FIB_TBL8, GROUP_BUCKETS, GROUP_E, HASH_HDR_WORDS, HASH_TOMB, HDR, LINK_E, NEIGH_E,
   NH_E, POLICY_E, ROUTE_E, ROUTE_MAX_NEXTHOPS, RULE_E, RULE_ORDER, SA_E, STAT, TBL24_ENTRIES, TBL8_ENTRIES, VRF_E,
   computeLayout, fibValue, hashEnd, hashFib6, hashMix, hashStart, hashLink, hashNeigh, hashPolicy, hashSa, loadNative, validateHeader,
@@ -287,6 +287,8 @@ export class ShmWriter {
   private readonly fib4BySlot: (Fib4State | undefined)[] = [];
   private readonly fib4Desc: number;
   private readonly tbl24Base: number;
+  /** Word offset of the IPv4 summary bitmaps (FIB4_SUM_WORDS per table slot, layout.ts). */
+  private readonly fib4SumBase: number;
   private readonly tbl8Base: number;
   private readonly tbl8Pool: Pool;
   /** Incarnation of each tbl8 group (8 bits), +1 at every allocation; part of the tbl24 pointer word. */
@@ -380,6 +382,7 @@ export class ShmWriter {
     this.fib4Desc = w('fib4Desc');
     this.tbl24Base = w('tbl24');
     this.tbl8Base = w('tbl8');
+    this.fib4SumBase = w('fib4Sum');
     this.tbl8Pool = new Pool(this.freed, cfg.tbl8Groups, 'IPv4 tbl8 group pool', 'tbl8Groups', 'groups');
     this.tbl8Inc = new Uint8Array(cfg.tbl8Groups);
     this.fib6Pool = new Pool(this.freed, cfg.fib6Tables, 'IPv6 FIB table set', 'fib6Tables', 'tables');
@@ -1143,6 +1146,7 @@ export class ShmWriter {
     const slot = this.fib4Pool.alloc();
     const st: Fib4State = { slot, vrf, table, routes: 0, pfx: newPfx4(), tbl24: this.tbl24Base + slot * TBL24_ENTRIES };
     const off = this.fib4Desc + slot * FIB4D_E.WORDS, u = this.u32;
+    this.clearSummary4(slot); // bits of an earlier table in this slot (its tbl24 is all zero again)
     Atomics.add(u, off, 1);
     u[off + FIB4D_E.VRF] = vrf; u[off + FIB4D_E.TABLE] = table; u[off + FIB4D_E.DEFAULT] = 0; u[off + FIB4D_E.USED] = 1;
     Atomics.add(u, off, 1);
@@ -1150,6 +1154,12 @@ export class ShmWriter {
     this.fib4BySlot[slot] = st;
     this.changed(STAT.fib4Table);
     return st;
+  }
+
+  /** Clears the summary bitmap of a table slot (only when its tbl24 is all zero / being rebuilt). */
+  private clearSummary4(slot: number): void {
+    const sum = this.fib4SumBase + slot * FIB4_SUM_WORDS;
+    this.u32.fill(0, sum, sum + FIB4_SUM_WORDS);
   }
 
   /** Frees a slot whose last route went (its tbl24 is all zero again). */
@@ -1187,6 +1197,15 @@ export class ShmWriter {
     if (plen === 0) {
       Atomics.store(u, this.fib4Desc + st.slot * FIB4D_E.WORDS + FIB4D_E.DEFAULT, word);
       return;
+    }
+    if (word !== 0) {
+      // Summary bits of the /16s the range touches, before any of its tbl24 words (layout.ts).
+      const sum = this.fib4SumBase + st.slot * FIB4_SUM_WORDS;
+      const first = p >>> 16, last = plen >= 16 ? first : first + (1 << (16 - plen)) - 1;
+      for (let b = first; b <= last; b++) {
+        const m = 1 << (b & 31);
+        if ((u[sum + (b >>> 5)] & m) === 0) Atomics.or(u, sum + (b >>> 5), m);
+      }
     }
     if (plen <= 24) {
       const start = p >>> 8, end = start + (1 << (24 - plen));
@@ -1554,6 +1573,7 @@ export class ShmWriter {
       if (st.routes !== 0) continue;
       // Every route of this table was dropped: clear what it left so that the slot is clean for reuse.
       this.u32.fill(0, st.tbl24, st.tbl24 + TBL24_ENTRIES);
+      this.clearSummary4(st.slot);
       Atomics.store(u, this.fib4Desc + st.slot * FIB4D_E.WORDS + FIB4D_E.DEFAULT, 0);
       this.fib4Free(st);
       rebuild4 = true;
@@ -1562,7 +1582,7 @@ export class ShmWriter {
 
     // 5. IPv4 FIB: trust it unless the writer died mid-operation; find the tbl8 groups in use.
     if (rebuild4) {
-      for (const st of this.fib4.values()) this.u32.fill(0, st.tbl24, st.tbl24 + TBL24_ENTRIES);
+      for (const st of this.fib4.values()) { this.u32.fill(0, st.tbl24, st.tbl24 + TBL24_ENTRIES); this.clearSummary4(st.slot); }
       this.tbl8Pool.reset(() => false);
       for (const st of this.fib4.values()) {
         for (let plen = 1; plen <= 32; plen++) {

@@ -1,7 +1,7 @@
 import * as assert from 'assert';
 import type { Route } from '../../lib/model';
 import {
-  FIB4D_E, FIB_TBL8, GROUP_BUCKETS, HDR, ROUTE_E, TBL24_ENTRIES, TBL8_ENTRIES, computeLayout, fibKind, fibPlen, type ShmConfig,
+  FIB4D_E, FIB4_SUM_WORDS, FIB_TBL8, GROUP_BUCKETS, HDR, ROUTE_E, TBL24_ENTRIES, TBL8_ENTRIES, computeLayout, fibKind, fibPlen, type ShmConfig,
 } from '../../shared-mem/layout';
 import { ShmWriter } from '../../shared-mem/writer';
 import { ShmReader } from '../../shared-mem/reader';
@@ -365,6 +365,66 @@ describe('shm FIB', () => {
     assert.strictEqual(r.lookup4(s100, parse4('10.9.0.1')), 0);
     assert.strictEqual(r.lookup4(s100, parse4('192.0.2.1')), 0);
     assert.strictEqual(gwOf(r, r.lookup4(s100, parse4('172.16.0.1'))), '203.0.113.12');
+  });
+
+  it('IPv4 summary bitmap: every /16 with a non-zero tbl24 word has its bit set; sparse tables answer without tbl24', function () {
+    this.timeout(60000);
+    const cfg = { ...SMALL_CONFIG, fib4Tables: 2 };
+    const { sab, w, r } = setup(cfg);
+    const L = computeLayout(cfg);
+    const u = new Uint32Array(sab, 0, L.totalSize / 4);
+    const bitsOf = (slot: number): number[] => {
+      const out: number[] = [];
+      const base = L.regions.fib4Sum.offset / 4 + slot * FIB4_SUM_WORDS;
+      for (let b = 0; b < 65536; b++) if ((u[base + (b >>> 5)] >>> (b & 31)) & 1) out.push(b);
+      return out;
+    };
+    const covered = (slot: number): void => {
+      const t24 = L.regions.tbl24.offset / 4 + slot * TBL24_ENTRIES, base = L.regions.fib4Sum.offset / 4 + slot * FIB4_SUM_WORDS;
+      for (let i = 0; i < TBL24_ENTRIES; i++) {
+        if (u[t24 + i] === 0) continue;
+        const b = i >>> 8;
+        if (((u[base + (b >>> 5)] >>> (b & 31)) & 1) === 0) assert.fail(`tbl24 word ${i} set but summary bit ${b} clear`);
+      }
+    };
+    w.upsert({ kind: 'route', obj: route4('0.0.0.0', 0, '203.0.113.1') });
+    w.upsert({ kind: 'route', obj: route4('10.1.0.1', 32, '203.0.113.2') });
+    w.upsert({ kind: 'route', obj: route4('172.16.0.0', 12, '203.0.113.3') });
+    w.upsert({ kind: 'route', obj: route4('192.168.7.0', 24, '203.0.113.4') });
+    const s = r.fib4Slot(0, 254);
+    assert.deepStrictEqual(bitsOf(s), [(10 << 8) | 1, ...Array.from({ length: 16 }, (_, k) => (172 << 8) | (16 + k)), (192 << 8) | 168]);
+    covered(s);
+    // lookups: in a /16 with no bit the default, elsewhere the longest match
+    assert.strictEqual(gwOf(r, r.lookup4(s, parse4('8.8.8.8'))), '203.0.113.1');
+    assert.strictEqual(gwOf(r, r.lookup4(s, parse4('10.1.0.1'))), '203.0.113.2');
+    assert.strictEqual(gwOf(r, r.lookup4(s, parse4('10.1.0.2'))), '203.0.113.1');
+    assert.strictEqual(gwOf(r, r.lookup4(s, parse4('172.31.255.255'))), '203.0.113.3');
+    assert.strictEqual(gwOf(r, r.lookup4(s, parse4('192.168.7.77'))), '203.0.113.4');
+    // random adds / deletes: the invariant holds throughout; deletes leave bits set (conservative)
+    const next = rng(7);
+    const live: [string, number][] = [];
+    for (let k = 0; k < 400; k++) {
+      if (live.length > 0 && next(3) === 0) {
+        const [a, plen] = live.splice(next(live.length), 1)[0];
+        w.remove({ kind: 'route', obj: route4(a, plen, '203.0.113.9') });
+      } else {
+        const plen = 1 + next(32), a = format4((next(0x100000000) & mask4(plen)) >>> 0);
+        if (live.some(([x, l]) => x === a && l === plen)) continue;
+        w.upsert({ kind: 'route', obj: route4(a, plen, '203.0.113.9') });
+        live.push([a, plen]);
+      }
+      if (k % 100 === 99) covered(s);
+    }
+    covered(s);
+    // a table slot freed and reused starts with a clear bitmap
+    w.upsert({ kind: 'route', obj: route4('10.9.0.0', 16, '203.0.113.5', { table: 100 }) });
+    const s100 = r.fib4Slot(0, 100);
+    assert.deepStrictEqual(bitsOf(s100), [(10 << 8) | 9]);
+    w.remove({ kind: 'route', obj: route4('10.9.0.0', 16, '203.0.113.5', { table: 100 }) });
+    w.upsert({ kind: 'route', obj: route4('198.51.100.0', 24, '203.0.113.6', { table: 101 }) });
+    assert.strictEqual(r.fib4Slot(0, 101), s100);
+    assert.deepStrictEqual(bitsOf(s100), [(198 << 8) | 51]);
+    assert.strictEqual(r.lookup4(s100, parse4('10.9.0.1')), 0);
   });
 
   it('ECMP groups: buckets proportional to the weights, shared and reference counted', () => {
