@@ -419,6 +419,17 @@ export class ShmReader {
     return w !== 0 ? w : d;
   }
 
+  /**
+   * The tbl24 word lookup4i(slot, addr) would read (0 when the summary bit of its /16 is clear): no
+   * ordering, no answer — the fast path reads it for a whole vector before resolving it, so that
+   * the cache / TLB misses of independent packets overlap instead of being waited for one by one.
+   */
+  peek4(slot: number, addr: number): number {
+    const u = this.i32;
+    if (((u[this.base.fib4Sum + slot * FIB4_SUM_WORDS + (addr >>> 21)] >>> ((addr >>> 16) & 31)) & 1) === 0) return 0;
+    return u[this.base.tbl24 + slot * TBL24_ENTRIES + (addr >>> 8)];
+  }
+
   /** tbl24 / tbl8 word of an address with ordered (Atomics) loads, the tbl8 pointer re-checked (int32). */
   private word4(i24: number, addr: number): number {
     const u = this.i32;
