@@ -4,6 +4,7 @@
 // A control timer applies what the user set on a DPVI with `ip link` (MTU, MAC, up/down, mirrored
 // into shared memory by cmgrd/fpmd) to the port, and reflects the port's carrier on the DPVI.
 import * as path from 'path';
+import * as crypto from '../native/crypto';
 import * as pktio from '../native/pktio';
 import { ShmReader } from '../shared-mem/reader';
 import { StatsFile } from '../shared-mem/stats';
@@ -92,10 +93,17 @@ export class FastPath {
       this.ports.push(p);
     });
     this.reader = await this.openShm();
-    this.stats = StatsFile.createFile(statsPath(this.cfg), { workers: 1, ports: Math.max(1, this.ports.length) });
+    // per-SA blocks: one per shm SA entry; kept from the previous run (sequence numbers go on, ipsec.ts)
+    this.stats = StatsFile.createFile(statsPath(this.cfg), { workers: 1, ports: Math.max(1, this.ports.length), sas: this.reader.config.maxSas },
+      { keepSas: true });
     const dev = Int32Array.from(this.ports.map((p) => p.dev));
     const dpvi = Int32Array.from(this.ports.map((p) => p.dpvi));
-    this.graph = new Graph({ io: new PktioIo(pool, dev, dpvi), shm: this.reader, ports: this.ports.length, stats: this.stats.worker(0) });
+    const ipsec = this.cfg.fastpath.ipsec !== false;
+    const ipsecFragment = this.cfg.fastpath.ipsecFragment ?? 'after-encrypt';
+    if (ipsec && !crypto.available()) this.log.warn('IPsec: the lfp_crypto addon is not built: every SA is left to Linux (make -C native/crypto)');
+    this.graph = new Graph({ io: new PktioIo(pool, dev, dpvi), shm: this.reader, ports: this.ports.length, stats: this.stats.worker(0),
+      ipsec, ipsecFragment });
+    this.log.info(`IPsec in the fast path: ${ipsec ? `on (fragmentation ${ipsecFragment})` : 'off (Linux does IPsec)'}`);
     this.running = true;
     this.control = setInterval(() => this.controlTick(), 100);
     setImmediate(() => this.poll());
@@ -186,6 +194,7 @@ export class FastPath {
   close(): void {
     this.running = false;
     if (this.control) clearInterval(this.control);
+    if (this.graph) this.graph.close(); // IPsec: native SA contexts freed, keys wiped
     for (const p of this.ports) {
       if (p.dpvi >= 0) pktio.close(p.dpvi);
       if (p.dev >= 0) pktio.close(p.dev);

@@ -4,8 +4,12 @@
 //              │                                              └─> ipv4-fragment ─> port-tx
 //              └─> ipv6-input ─> ipv6-lookup ─> ipv6-rewrite ───> port-tx
 //   every node ──> exception (input port's DPVI, original frame) / drop (free), counted by reason
-//   GraphOptions.ipsec (off by default): ipv4-lookup ─> esp-encrypt ─> ipv4-lookup (outer) / ipv4-rewrite (no policy);
-//   ipv4-lookup (ESP to a local address) ─> esp-decrypt ─> ipv4-input (inner packet)
+//   GraphOptions.ipsec (the fast-path process: config fastpath.ipsec, default true):
+//     ipv4/6-lookup (routed, VRF has policies) ─> esp-encrypt ─> ipv4/6-rewrite (outer family; clear: the packet's own)
+//     ipv4/6-lookup (ESP / ESP-in-UDP to a local address) ─> esp-decrypt ─> ipv4/6-input (inner packet, marked decrypted)
+//     esp-encrypt ─> ipv4-fragment (its own instance, before-encrypt mode) ─> esp-encrypt (each fragment)
+//     esp-encrypt ─> ipv6-fragment (its own instance, IPv6 ESP longer than the MTU) ─> ipv6-rewrite
+//     ipv4/6-input (ESP fragment) ─> ipv4/6-lookup (to this box) ─> ipv4/6-reassembly ─> esp-decrypt
 //
 // process(v) takes ownership of every packet of v: each ends up sent, handed to Linux or freed
 // before process returns. Nodes run in topological order; a node whose output vector fills up
@@ -19,6 +23,7 @@ import { FpContext } from './context';
 import { FibResolver } from './fib';
 import type { PacketIo } from './io';
 import { IpsecState } from './ipsec';
+import type { IpsecFragmentMode } from './nodes/esp-encrypt';
 import { DropNode } from './nodes/drop';
 import { EspDecryptNode } from './nodes/esp-decrypt';
 import { EspEncryptNode } from './nodes/esp-encrypt';
@@ -31,6 +36,9 @@ import { Ipv4RewriteNode } from './nodes/ipv4-rewrite';
 import { Ipv6InputNode } from './nodes/ipv6-input';
 import { Ipv6LookupNode } from './nodes/ipv6-lookup';
 import { Ipv6RewriteNode } from './nodes/ipv6-rewrite';
+import { Ipv4ReassemblyNode } from './nodes/ipv4-reassembly';
+import { Ipv6ReassemblyNode } from './nodes/ipv6-reassembly';
+import { Ipv6FragmentNode } from './nodes/ipv6-fragment';
 import { PortTxNode } from './nodes/port-tx';
 import type { Vector } from './vector';
 
@@ -43,10 +51,15 @@ export interface GraphOptions {
   /** This worker's counters (StatsFile.worker(w)); default: private counters. */
   stats?: WorkerSlice;
   /**
-   * IPsec ESP in the fast path (off by default): esp-encrypt after ipv4-lookup (SPD 'out'), esp-decrypt for
-   * protocol 50 to local addresses (fastpath/ipsec.ts, nodes/esp-*.ts). Needs the lfp_crypto addon.
+   * IPsec ESP in the fast path (off by default here; the fast-path process turns it on, config fastpath.ipsec):
+   * esp-encrypt after the lookups (SPD), esp-decrypt for ESP to local addresses (fastpath/ipsec.ts,
+   * nodes/esp-*.ts). Without the lfp_crypto addon every SA is 'ipsec-unsupported' (Linux does the work).
    */
   ipsec?: boolean;
+  /** IPv4 inner packets without DF that do not fit once encrypted: 'after-encrypt' (default: the ESP packet is fragmented) or 'before-encrypt'. */
+  ipsecFragment?: IpsecFragmentMode;
+  /** Decrypt transport-mode ESP (for this host) in the fast path too (default false: Linux gets it, 'ipsec-local'). */
+  ipsecTransportDecrypt?: boolean;
 }
 
 export class Graph {
@@ -69,6 +82,9 @@ export class Graph {
   readonly ipsec: IpsecState | null = null;
   readonly espEncrypt: EspEncryptNode | null = null;
   readonly espDecrypt: EspDecryptNode | null = null;
+  /** Reassembly of ESP fragments addressed to this box (IPsec only). */
+  readonly ipv4Reassembly: Ipv4ReassemblyNode | null = null;
+  readonly ipv6Reassembly: Ipv6ReassemblyNode | null = null;
 
   constructor(opts: GraphOptions) {
     if (!Number.isInteger(opts.ports) || opts.ports < 1 || opts.ports > 4096) throw new RangeError(`graph ports=${opts.ports}: must be in [1, 4096]`);
@@ -96,12 +112,29 @@ export class Graph {
     v6lk.rewrite = v6rw; v6lk.exception = exc; v6lk.drop = drop;
     v6rw.tx = tx; v6rw.exception = exc;
     if (opts.ipsec === true) {
-      const ips = this.ipsec = new IpsecState(opts.shm);
-      const enc = this.espEncrypt = new EspEncryptNode(ctx, ips);
-      const dec = this.espDecrypt = new EspDecryptNode(ctx, ips);
-      enc.lookup = v4lk; enc.rewrite = v4rw; enc.exception = exc; enc.drop = drop;
-      dec.input4 = v4in; dec.exception = exc; dec.drop = drop;
-      v4lk.espEncrypt = enc; v4lk.espDecrypt = dec;
+      const fm = opts.ipsecFragment ?? 'after-encrypt';
+      if (fm !== 'after-encrypt' && fm !== 'before-encrypt') throw new RangeError(`ipsecFragment "${String(fm)}": after-encrypt or before-encrypt`);
+      const ips = this.ipsec = new IpsecState(opts.shm, this.stats.sa);
+      const enc = this.espEncrypt = new EspEncryptNode(ctx, ips, this.fib, this.adjacency);
+      const dec = this.espDecrypt = new EspDecryptNode(ctx, ips, this.fib);
+      enc.rewrite4 = v4rw; enc.rewrite6 = v6rw; enc.exception = exc; enc.drop = drop;
+      enc.fragMode = fm;
+      const fr = new Ipv4FragmentNode(ctx);
+      fr.tx = enc.fragmentSink(); fr.drop = drop;
+      enc.fragmenter = fr;
+      const fr6 = new Ipv6FragmentNode(ctx);
+      fr6.tx = enc.fragment6Sink(); fr6.drop = drop;
+      enc.fragmenter6 = fr6;
+      dec.input4 = v4in; dec.input6 = v6in; dec.exception = exc; dec.drop = drop;
+      dec.transportDecrypt = opts.ipsecTransportDecrypt === true;
+      const ra4 = this.ipv4Reassembly = new Ipv4ReassemblyNode(ctx);
+      const ra6 = this.ipv6Reassembly = new Ipv6ReassemblyNode(ctx);
+      ra4.next = dec; ra4.drop = drop;
+      ra6.next = dec; ra6.exception = exc; ra6.drop = drop;
+      v4in.espFragments = true; v6in.espFragments = true;
+      v4lk.reassembly = ra4; v6lk.reassembly = ra6;
+      v4lk.espEncrypt = enc; v4lk.espDecrypt = dec; v4lk.encapPort = ips.encapPort;
+      v6lk.espEncrypt = enc; v6lk.espDecrypt = dec; v6lk.encapPort = ips.encapPort;
     }
     ctx.refreshPorts(true);
   }
@@ -129,19 +162,24 @@ export class Graph {
   }
 
   /**
-   * IPsec part of process(): ESP nodes and the IPv4 nodes they feed until all are empty. Terminates:
-   * every decryption shrinks a packet and an encapsulated packet (aux 1) is never encrypted again.
+   * IPsec part of process(): the ESP nodes and the input / lookup nodes they feed until all are empty.
+   * Terminates: esp-encrypt only feeds the rewrite nodes, and every decryption shrinks a packet.
    */
   private runIpsec(): void {
     const enc = this.espEncrypt as EspEncryptNode, dec = this.espDecrypt as EspDecryptNode;
-    const v4in = this.ipv4Input, v4lk = this.ipv4Lookup;
+    const v4in = this.ipv4Input, v4lk = this.ipv4Lookup, v6in = this.ipv6Input, v6lk = this.ipv6Lookup;
+    const ra4 = this.ipv4Reassembly as Ipv4ReassemblyNode, ra6 = this.ipv6Reassembly as Ipv6ReassemblyNode;
     for (;;) {
+      if (ra4.input.n > 0) ra4.run();
+      if (ra6.input.n > 0) ra6.run();
       if (dec.input.n > 0) dec.run();
       if (v4in.input.n > 0) v4in.run();
+      if (v6in.input.n > 0) v6in.run();
       if (v4lk.input.n > 0) v4lk.run();
+      if (v6lk.input.n > 0) v6lk.run();
       if (enc.input.n > 0) enc.run();
-      if (v4lk.input.n > 0) v4lk.run();
-      if (dec.input.n === 0 && v4in.input.n === 0 && v4lk.input.n === 0 && enc.input.n === 0) break;
+      if (dec.input.n === 0 && v4in.input.n === 0 && v6in.input.n === 0 && v4lk.input.n === 0 && v6lk.input.n === 0 &&
+        enc.input.n === 0 && ra4.input.n === 0 && ra6.input.n === 0) break;
     }
   }
 
@@ -153,6 +191,10 @@ export class Graph {
   /** Stores the current time in this worker's heartbeat field (call from the worker loop, e.g. once per ms). */
   heartbeat(nowMs = Date.now()): void {
     this.stats.fields[W_HEARTBEAT_MS] = nowMs;
+    // incomplete datagrams time out even when no packet comes (they pin a buffer each)
+    if (this.ipv4Reassembly !== null) this.ipv4Reassembly.tick();
+    if (this.ipv6Reassembly !== null) this.ipv6Reassembly.tick();
+    if (this.drop.input.n > 0) this.drop.run();
   }
 
   /** Counters of one port (allocating; tests and tools). */
@@ -161,6 +203,7 @@ export class Graph {
   }
 
   /** Node names in processing order (docs, fpctl). */
-  static readonly NODES = ['eth-input', 'ipv4-input', 'ipv6-input', 'ipv4-lookup', 'ipv6-lookup', 'ipv4-rewrite', 'ipv6-rewrite',
-    'ipv4-fragment', 'port-tx', 'exception', 'drop'] as const;
+  static readonly NODES = ['eth-input', 'ipv4-input', 'ipv6-input', 'ipv4-lookup', 'ipv6-lookup', 'ipv4-reassembly', 'ipv6-reassembly',
+    'esp-decrypt', 'esp-encrypt',
+    'ipv4-rewrite', 'ipv6-rewrite', 'ipv4-fragment', 'port-tx', 'exception', 'drop'] as const;
 }

@@ -25,6 +25,10 @@ export interface FastpathConfig {
   mbufs: number;
   /** Packets per vector (32..256). */
   burst: number;
+  /** IPsec ESP in the fast path (SAs and policies mirrored from XFRM); false: Linux does all of IPsec. Default true. */
+  ipsec?: boolean;
+  /** IPv4 packets without DF that do not fit the egress MTU once encrypted: fragment the ESP packet, or the inner packet first. Default 'after-encrypt'. */
+  ipsecFragment?: 'after-encrypt' | 'before-encrypt';
 }
 
 export interface LfpConfig {
@@ -52,6 +56,42 @@ export interface LfpConfig {
   /** Netlink event socket receive buffer in bytes (SO_RCVBUFFORCE). */
   netlinkRcvbuf: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** Stats daemon (fpsd) settings, docs/stats-daemon.md; checked here for types, defaults in stats-daemon/fpsd.ts. */
+  statsDaemon?: StatsDaemonConfig;
+}
+
+export interface StatsDaemonConfig {
+  periodMs?: number; saCounters?: boolean; expire?: boolean; stateFile?: string; requestTimeoutMs?: number;
+  snmp?: { enabled?: boolean; master?: string; masterPort?: number; oid?: string };
+}
+
+const SD_KEYS = ['periodMs', 'saCounters', 'expire', 'stateFile', 'requestTimeoutMs', 'snmp'];
+const SD_SNMP_KEYS = ['enabled', 'master', 'masterPort', 'oid'];
+
+function parseStatsDaemon(v: unknown, source: string): StatsDaemonConfig {
+  const obj = (x: unknown, k: string) => {
+    if (typeof x !== 'object' || x === null || Array.isArray(x)) throw new ConfigError(`${source}: "${k}" must be an object`);
+    return x as Record<string, unknown>;
+  };
+  const o = obj(v, 'statsDaemon');
+  for (const [k, x] of Object.entries(o)) {
+    if (!SD_KEYS.includes(k)) throw new ConfigError(`${source}: unknown key "statsDaemon.${k}" (known: ${SD_KEYS.join(', ')})`);
+    if ((k === 'periodMs' || k === 'requestTimeoutMs') && (typeof x !== 'number' || !Number.isInteger(x) || x < 10 || x > 3_600_000)) {
+      throw new ConfigError(`${source}: "statsDaemon.${k}" must be an integer number of milliseconds in [10, 3600000]`);
+    }
+    if ((k === 'saCounters' || k === 'expire') && typeof x !== 'boolean') throw new ConfigError(`${source}: "statsDaemon.${k}" must be true or false`);
+    if (k === 'stateFile' && (typeof x !== 'string' || (x !== '' && !x.startsWith('/')))) throw new ConfigError(`${source}: "statsDaemon.stateFile" must be an absolute path or ""`);
+    if (k === 'snmp') {
+      for (const [sk, sx] of Object.entries(obj(x, 'statsDaemon.snmp'))) {
+        if (!SD_SNMP_KEYS.includes(sk)) throw new ConfigError(`${source}: unknown key "statsDaemon.snmp.${sk}" (known: ${SD_SNMP_KEYS.join(', ')})`);
+        if (sk === 'enabled' && typeof sx !== 'boolean') throw new ConfigError(`${source}: "statsDaemon.snmp.enabled" must be true or false`);
+        if (sk === 'master' && (typeof sx !== 'string' || !sx)) throw new ConfigError(`${source}: "statsDaemon.snmp.master" must be a host name or address`);
+        if (sk === 'masterPort' && (typeof sx !== 'number' || !Number.isInteger(sx) || sx < 1 || sx > 65535)) throw new ConfigError(`${source}: "statsDaemon.snmp.masterPort" must be a TCP port (1 to 65535)`);
+        if (sk === 'oid' && (typeof sx !== 'string' || !/^\d+(\.\d+)+$/.test(sx))) throw new ConfigError(`${source}: "statsDaemon.snmp.oid" must be a dotted OID such as 1.3.6.1.3.8765`);
+      }
+    }
+  }
+  return JSON.parse(JSON.stringify(o)) as StatsDaemonConfig;
 }
 
 export const DEFAULT_CONFIG: LfpConfig = {
@@ -59,7 +99,7 @@ export const DEFAULT_CONFIG: LfpConfig = {
   vrfNetns: null,
   ports: [],
   portSpecs: [],
-  fastpath: { eal: [], memMB: 256, mbufs: 16384, burst: 256 },
+  fastpath: { eal: [], memMB: 256, mbufs: 16384, burst: 256, ipsec: true, ipsecFragment: 'after-encrypt' },
   fpc: 'ipc:///run/lfp/fpc.sock',
   shm: { path: '/dev/shm/lfp' },
   runDir: '/run/lfp',
@@ -158,8 +198,14 @@ export function parseConfig(text: string, source = 'config'): LfpConfig {
             c.fastpath.eal = fv as string[];
           } else if (fk === 'memMB' || fk === 'mbufs' || fk === 'burst') {
             c.fastpath[fk] = posInt(fv, `fastpath.${fk}`);
+          } else if (fk === 'ipsec') {
+            if (typeof fv !== 'boolean') throw new ConfigError(`${source}: "fastpath.ipsec" must be true or false`);
+            c.fastpath.ipsec = fv;
+          } else if (fk === 'ipsecFragment') {
+            if (fv !== 'after-encrypt' && fv !== 'before-encrypt') throw new ConfigError(`${source}: "fastpath.ipsecFragment" must be "after-encrypt" or "before-encrypt"`);
+            c.fastpath.ipsecFragment = fv;
           } else {
-            throw new ConfigError(`${source}: unknown key "fastpath.${fk}" (known: eal, memMB, mbufs, burst)`);
+            throw new ConfigError(`${source}: unknown key "fastpath.${fk}" (known: eal, memMB, mbufs, burst, ipsec, ipsecFragment)`);
           }
         }
         if (c.fastpath.burst < 32 || c.fastpath.burst > 256) throw new ConfigError(`${source}: "fastpath.burst" must be between 32 and 256`);
@@ -179,8 +225,9 @@ export function parseConfig(text: string, source = 'config'): LfpConfig {
         }
         break;
       }
+      case 'statsDaemon': c.statsDaemon = parseStatsDaemon(r[k], source); break;
       default:
-        throw new ConfigError(`${source}: unknown key "${k}" (known: controlPlaneNetns, vrfNetns, ports, fastpath, fpc, shm, runDir, logDir, netlinkRcvbuf, logLevel)`);
+        throw new ConfigError(`${source}: unknown key "${k}" (known: controlPlaneNetns, vrfNetns, ports, fastpath, fpc, shm, runDir, logDir, netlinkRcvbuf, logLevel, statsDaemon)`);
     }
   }
   return c;

@@ -10,6 +10,18 @@
 //     [C_RX_PACKETS .. C_DPVI_BYTES]        PORT_COUNTERS
 //     [EXC_BASE + r]                        exceptions (packets sent to Linux) by reason r
 //     [DROP_BASE + r]                       drops by reason r
+//   then `sas` blocks of SA_STRIDE per-SA counters (SA_COUNTERS; block i = shm SA entry index i):
+//     tag      the shm SA entry's sequence word when the worker (re)loaded the SA into its cache; a
+//              DIFFERENT SA (identity: VRF, destination, SPI, protocol, keys) loaded into the slot zeroes
+//              the block first; the same SA re-read after its entry was rewritten keeps the counters
+//              and updates the tag. 0 = never used by this worker.
+//     packets, bytes   ESP packets / payload bytes (ESP payload = what was encrypted / decrypted) of
+//              this SA that the fast path encrypted (outbound SA) or decrypted and accepted (inbound SA)
+//     errors   packets of this SA dropped for any other reason (trailer, policy, crypto, seq overflow)
+//     replayDrops, authDrops   inbound: anti-replay rejects ('esp-replay'), ICV failures ('esp-icv')
+//     oseq     outbound: last sequence number used (64-bit with ESN, as a Float64 integer)
+//     iseq     inbound: highest authenticated sequence number (64-bit with ESN)
+//   StatsFile.readSa(i) sums a block over the workers whose tag is the highest (tag/oseq/iseq: max).
 //
 // Counters are Float64 (exact integers up to 2^53; incrementing them allocates nothing, unlike
 // BigInt). Readers may read while a worker writes: 8-byte aligned Float64 stores are single stores
@@ -22,7 +34,7 @@
 import { loadNative } from './layout';
 
 export const STATS_MAGIC = 0x5453464c; // "LFST" in little-endian bytes
-export const STATS_VERSION = 1;
+export const STATS_VERSION = 2; // 2: per-SA counters (StatsConfig.sas), header word SAS
 export const DEFAULT_STATS_PATH = '/dev/shm/lfp-stats';
 export const STATS_PAGE = 4096;
 
@@ -63,8 +75,11 @@ export const EXCEPTION_REASONS = [
   'frag-needed', // IPv4 longer than the egress MTU with DF set (Linux sends frag needed)
   'too-big', // IPv6 longer than the egress MTU (Linux sends packet too big)
   'no-sa', // IPsec (GraphOptions.ipsec): an 'out' policy matches but no usable SA (Linux raises ACQUIRE)
-  'ipsec-unsupported', // IPsec: policy / SA feature the fast path does not do (transport, NAT-T, IPv6, algorithm...): Linux does it
-  'esp-no-room', // IPsec: the encapsulated packet would not fit the buffer
+  'ipsec-unsupported', // IPsec: policy / SA feature the fast path does not do (if_id, mark != 0, bundles, AH / IPComp, algorithm...): Linux does it
+  'esp-no-room', // IPsec: the encapsulated packet would not fit the buffer (headroom / tailroom)
+  'ipsec-local', // IPsec inbound: ESP whose packet is for this host (transport mode, or a tunnel-mode inner packet to a local address): given to Linux as received, Linux decrypts it
+  'esp-too-big', // IPsec outbound: the ESP packet would exceed the egress MTU and the graph cannot fragment it (IPv6 outer without ipv6-fragment): Linux does it
+  'esp-outer-route', // IPsec outbound: no unicast route to the SA's outer destination (next hop / neighbour problems count under their own reasons): Linux encrypts it
 ] as const;
 export type ExceptionReason = typeof EXCEPTION_REASONS[number];
 
@@ -96,6 +111,13 @@ export const DROP_REASONS = [
   'ipsec-block', // IPsec outbound: the matching 'out' policy is 'block'
   'esp-seq-overflow', // IPsec outbound: the SA's sequence number space is exhausted (no ESN)
   'esp-crypto-error', // IPsec: the crypto addon refused or failed a burst (never seen)
+  'ipsec-clear-in', // IPsec: a clear-text packet (not decrypted by the fast path) matching an 'in'/'fwd' policy that requires ESP (Linux: XfrmInTmplMismatch)
+  'reasm-overlap', // reassembly (ESP fragments to this box): overlapping fragments (RFC 5722): the datagram is discarded
+  'reasm-too-many-frags', // reassembly: more fragments than the per-datagram limit
+  'reasm-too-big', // reassembly: the datagram would exceed 65535 bytes or one buffer
+  'reasm-timeout', // reassembly: datagram not complete in time (fragments discarded)
+  'reasm-table-full', // reassembly: the oldest incomplete datagram evicted for a new one
+  'esp-encap', // IPsec inbound: ESP in UDP (NAT-T) for an SA without UDP encapsulation, or plain ESP for an SA with it
 ] as const;
 export type DropReason = typeof DROP_REASONS[number];
 
@@ -125,10 +147,18 @@ export function dropReason(name: DropReason): number {
   return i;
 }
 
+/** Per-SA counters (one block of SA_STRIDE Float64 per shm SA entry index, per worker). */
+export const SA_COUNTERS = ['tag', 'packets', 'bytes', 'errors', 'replayDrops', 'authDrops', 'oseq', 'iseq'] as const;
+export type SaCounter = typeof SA_COUNTERS[number];
+export const SA_STRIDE = 8;
+export const SA_C_TAG = 0, SA_C_PACKETS = 1, SA_C_BYTES = 2, SA_C_ERRORS = 3, SA_C_REPLAY = 4, SA_C_AUTH = 5, SA_C_OSEQ = 6,
+  SA_C_ISEQ = 7;
+export type SaStats = Record<SaCounter, number>;
+
 /** FNV-1a of every name, in order: a reader built from other names refuses the file. */
 export const STATS_SCHEMA = ((): number => {
   let h = 0x811c9dc5;
-  for (const s of [...PORT_COUNTERS, '|', ...EXCEPTION_REASONS, '|', ...DROP_REASONS, '|', ...WORKER_FIELDS, `|${PORT_STRIDE}`]) {
+  for (const s of [...PORT_COUNTERS, '|', ...EXCEPTION_REASONS, '|', ...DROP_REASONS, '|', ...WORKER_FIELDS, '|', ...SA_COUNTERS, `|${PORT_STRIDE}|${SA_STRIDE}`]) {
     for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
     h = Math.imul(h ^ 44, 0x01000193);
   }
@@ -139,15 +169,18 @@ export const STATS_SCHEMA = ((): number => {
 export const STATS_HDR = {
   MAGIC: 0, VERSION: 1, SCHEMA: 2, WORKERS: 3, PORTS: 4, PORT_STRIDE: 5, WORKER_FIELDS: 6,
   NPORT_COUNTERS: 7, NEXC: 8, NDROP: 9, SLICE_BYTES: 10, HEADER_BYTES: 11, TOTAL_LO: 12, TOTAL_HI: 13,
-  CREATED: 14, WORDS: 1024,
+  CREATED: 14, SAS: 15, WORDS: 1024,
 } as const;
 
 export interface StatsConfig {
   workers: number; // 1..256
   ports: number; // 1..4096; port ids 0..ports-1
+  /** SA slots per worker (= the shm SA table capacity, maxSas; slot i = SA entry index i). Default 0. */
+  sas?: number; // 0..1048576
 }
 
 export interface StatsLayout extends StatsConfig {
+  sas: number;
   sliceBytes: number; // page aligned
   headerBytes: number;
   totalSize: number;
@@ -157,15 +190,18 @@ export function statsLayout(cfg: StatsConfig): StatsLayout {
   const { workers, ports } = cfg;
   if (!Number.isInteger(workers) || workers < 1 || workers > 256) throw new RangeError(`stats workers=${workers}: must be an integer in [1, 256]`);
   if (!Number.isInteger(ports) || ports < 1 || ports > 4096) throw new RangeError(`stats ports=${ports}: must be an integer in [1, 4096]`);
-  const sliceBytes = Math.ceil(((WORKER_FIELDS.length + ports * PORT_STRIDE) * 8) / STATS_PAGE) * STATS_PAGE;
-  return { workers, ports, sliceBytes, headerBytes: STATS_PAGE, totalSize: STATS_PAGE + workers * sliceBytes };
+  const sas = cfg.sas ?? 0;
+  if (!Number.isInteger(sas) || sas < 0 || sas > 1048576) throw new RangeError(`stats sas=${sas}: must be an integer in [0, 1048576]`);
+  const sliceBytes = Math.ceil(((WORKER_FIELDS.length + ports * PORT_STRIDE + sas * SA_STRIDE) * 8) / STATS_PAGE) * STATS_PAGE;
+  return { workers, ports, sas, sliceBytes, headerBytes: STATS_PAGE, totalSize: STATS_PAGE + workers * sliceBytes };
 }
 
-/** One worker's slice: `fields` (WORKER_FIELDS) and `counters` (ports × PORT_STRIDE). */
+/** One worker's slice: `fields` (WORKER_FIELDS), `counters` (ports × PORT_STRIDE), `sa` (sas × SA_STRIDE). */
 export interface WorkerSlice {
   worker: number;
   fields: Float64Array;
   counters: Float64Array;
+  sa: Float64Array;
 }
 
 export type PortStats = { [K in PortCounter]: number } & {
@@ -243,6 +279,7 @@ export class StatsFile {
     u[STATS_HDR.TOTAL_LO] = L.totalSize % 0x100000000;
     u[STATS_HDR.TOTAL_HI] = Math.floor(L.totalSize / 0x100000000);
     u[STATS_HDR.CREATED] = Math.floor(Date.now() / 1000);
+    u[STATS_HDR.SAS] = L.sas;
     Atomics.store(u, STATS_HDR.MAGIC, STATS_MAGIC); // last: valid from here on
     return new StatsFile(sab, L, name);
   }
@@ -260,7 +297,7 @@ export class StatsFile {
     }
     let L: StatsLayout;
     try {
-      L = statsLayout({ workers: u[STATS_HDR.WORKERS], ports: u[STATS_HDR.PORTS] });
+      L = statsLayout({ workers: u[STATS_HDR.WORKERS], ports: u[STATS_HDR.PORTS], sas: u[STATS_HDR.SAS] });
     } catch (e) {
       throw new Error(`${name}: corrupt stats header (${(e as Error).message})`);
     }
@@ -270,11 +307,31 @@ export class StatsFile {
     return new StatsFile(sab, L, name);
   }
 
-  /** Writer: maps (creating / growing) `path` with the native addon and initialises it. */
-  static createFile(path: string, cfg: StatsConfig): StatsFile {
+  /**
+   * Writer: maps (creating / growing) `path` with the native addon and initialises it. keepSas: the per-SA
+   * blocks of a previous file at `path` (same version and names), summed over its workers, are carried into
+   * worker 0 of the new file (a restarted fast path goes on counting, and its outbound sequence numbers go on
+   * from `oseq`, instead of restarting at 1 with the same keys).
+   */
+  static createFile(path: string, cfg: StatsConfig, opts: { keepSas?: boolean } = {}): StatsFile {
     const L = statsLayout(cfg);
+    let kept: SaStats[] = [];
+    if (opts.keepSas === true && L.sas > 0) {
+      try {
+        const old = StatsFile.open(path);
+        const n = Math.min(old.layout.sas, L.sas);
+        for (let i = 0; i < n; i++) kept.push(old.readSa(i));
+      } catch {
+        kept = []; // no previous file, or another layout: start from zero
+      }
+    }
     const sab = loadNative().shm.map(path, { size: L.totalSize, create: true });
-    return StatsFile.create(sab, cfg, path);
+    const f = StatsFile.create(sab, cfg, path);
+    if (kept.length > 0) {
+      const sa = f.worker(0).sa;
+      kept.forEach((k, i) => { SA_COUNTERS.forEach((c, j) => { sa[i * SA_STRIDE + j] = k[c]; }); });
+    }
+    return f;
   }
 
   /** Reader: maps an existing stats file (read-only unless writable). */
@@ -297,7 +354,33 @@ export class StatsFile {
       worker: w,
       fields: new Float64Array(this.sab, base, WORKER_FIELDS.length),
       counters: new Float64Array(this.sab, base + WORKER_FIELDS.length * 8, L.ports * PORT_STRIDE),
+      sa: new Float64Array(this.sab, base + (WORKER_FIELDS.length + L.ports * PORT_STRIDE) * 8, L.sas * SA_STRIDE),
     };
+  }
+
+  /**
+   * Counters of SA slot `slot` (= shm SA entry index): packets, bytes, errors, replayDrops, authDrops summed
+   * over the workers whose block carries the highest tag (the current incarnation); tag, oseq, iseq: their
+   * maximum. All zero for a slot no worker used. (Allocates: for daemons and tools.)
+   */
+  readSa(slot: number): SaStats {
+    const L = this.layout;
+    if (!Number.isInteger(slot) || slot < 0 || slot >= L.sas) throw new RangeError(`SA slot ${slot}: the stats file has ${L.sas} SA slots`);
+    const out = { tag: 0, packets: 0, bytes: 0, errors: 0, replayDrops: 0, authDrops: 0, oseq: 0, iseq: 0 };
+    const blocks: Float64Array[] = [];
+    for (let w = 0; w < L.workers; w++) {
+      const base = L.headerBytes + w * L.sliceBytes + (WORKER_FIELDS.length + L.ports * PORT_STRIDE + slot * SA_STRIDE) * 8;
+      blocks.push(new Float64Array(this.sab, base, SA_STRIDE));
+    }
+    for (const b of blocks) if (b[SA_C_TAG] > out.tag) out.tag = b[SA_C_TAG];
+    for (const b of blocks) {
+      if (b[SA_C_TAG] !== out.tag) continue;
+      out.packets += b[SA_C_PACKETS]; out.bytes += b[SA_C_BYTES]; out.errors += b[SA_C_ERRORS];
+      out.replayDrops += b[SA_C_REPLAY]; out.authDrops += b[SA_C_AUTH];
+      if (b[SA_C_OSEQ] > out.oseq) out.oseq = b[SA_C_OSEQ];
+      if (b[SA_C_ISEQ] > out.iseq) out.iseq = b[SA_C_ISEQ];
+    }
+    return out;
   }
 
   /** Zeroes worker `w`'s slice (a worker starting over). */
@@ -305,6 +388,7 @@ export class StatsFile {
     const s = this.worker(w);
     s.fields.fill(0);
     s.counters.fill(0);
+    s.sa.fill(0);
   }
 
   /** A copy of every counter, per worker and summed per port (allocating: for fpctl / daemons). */
@@ -332,9 +416,9 @@ export class StatsFile {
 }
 
 /** Private (non-shared) counters with the same layout as one worker slice (tests, single process). */
-export function privateSlice(ports: number): WorkerSlice {
-  statsLayout({ workers: 1, ports });
-  return { worker: 0, fields: new Float64Array(WORKER_FIELDS.length), counters: new Float64Array(ports * PORT_STRIDE) };
+export function privateSlice(ports: number, sas = 0): WorkerSlice {
+  statsLayout({ workers: 1, ports, sas });
+  return { worker: 0, fields: new Float64Array(WORKER_FIELDS.length), counters: new Float64Array(ports * PORT_STRIDE), sa: new Float64Array(sas * SA_STRIDE) };
 }
 
 /** Only the non-zero counters of a PortStats (for display). */

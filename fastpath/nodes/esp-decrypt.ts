@@ -1,45 +1,72 @@
-// esp-decrypt (GraphOptions.ipsec): IPv4 protocol 50 to a local address (ipv4-lookup: route type
-// local; the header was validated by ipv4-input: no options, not a fragment).
+// esp-decrypt (GraphOptions.ipsec): ESP to a local address, from ipv4-lookup / ipv6-lookup (route
+// type local; headers validated by ipv4-input / ipv6-input: no IPv4 options, no IPv6 extension
+// header, not a fragment). aux = offset of the ESP header from the IP header: IPv4 IHL*4 / IPv6 40
+// for protocol 50, + 8 for ESP in UDP (RFC 3948: UDP to an SA's encap port, first word not zero;
+// the lookup nodes hand NAT-T keepalives and non-ESP-marker IKE packets to Linux).
 //   SAD (input port's VRF, outer destination, SPI, 50): none -> drop 'esp-bad-spi' (decided: Linux
 //   would only drop it too, XfrmInNoStates, and handing unauthenticated traffic to the control plane
 //   is a DoS vector); entry busy -> exception 'shm-busy'; an SA the fast path does not handle
-//   (transport, NAT-T, IPv6, algorithm) -> exception 'ipsec-unsupported' (Linux decrypts it).
+//   (mark, if_id, algorithm) -> exception 'ipsec-unsupported' (Linux decrypts it); ESP in UDP for an
+//   SA without encap, or plain ESP for an SA with it -> drop 'esp-encap'; transport mode -> exception
+//   'ipsec-local' with the ESP frame unless transportDecrypt (see below).
 //   Too short for header + IV + 2 + ICV -> drop 'esp-truncated'.
 //   Anti-replay (before decryption, RFC 4303 §3.4.3; ESN high bits inferred, appendix A) -> 'esp-replay'.
 //   One decryptBurst per SA per vector; ICV failure -> 'esp-icv'; bad length for the cipher -> 'esp-truncated'.
 //   The window is updated only after a good ICV (and checked again: duplicates inside one vector).
-//   Trailer: pad length + 2 > payload -> 'esp-truncated'; next header other than 4 (IPv4) -> 'esp-policy'
-//   (tunnel mode, IPv4 inner only).
-//   Inner policy: the best-matching IPv4 'in' policy, or failing that 'fwd' policy, of the VRF for
-//   the inner header must be allow with an ESP tunnel template whose reqid is 0 or the SA's;
-//   otherwise -> drop 'esp-policy'.
-//   Then: Ethernet header (the received one) re-written in front of the inner packet, which goes to
-//   ipv4-input as if received on the same port (VRF).
-// Per-SA counters: packets/bytes (good), errors (ICV, length, trailer, policy), replay.
+//   Trailer: pad length + 2 > payload -> 'esp-truncated'. Tunnel mode: next header 4 (IPv4) or 41
+//   (IPv6) with a header of that version, else -> 'esp-policy'; ECN decapsulation as Linux
+//   (outer CE -> inner CE when the inner packet is ECT), outer DSCP copied with XFRM_STATE_DECAP_DSCP.
+//   Transport mode: the IP header is moved up to the decrypted payload, protocol / next header =
+//   the trailer's, lengths and checksum fixed.
+//   Inner policy: the best-matching 'in' policy, or failing that 'fwd' policy, of the VRF for the
+//   inner packet must be allow with an ESP template of the SA's mode whose reqid is 0 or the SA's;
+//   otherwise -> drop 'esp-policy' (no policy at all: dropped for tunnel mode (XfrmInNoPols),
+//   accepted for transport mode, as Linux does).
+//   Then: Ethernet header (the received one, ethertype of the inner family) re-written in front of the
+//   inner packet, which goes to ipv4-input / ipv6-input as if received on the same port (VRF), with
+//   aux AUX_DECRYPTED (no clear-text policy drop for it; it may be encrypted again).
+// Local delivery: a decrypted packet for this host could only go to Linux in clear, and Linux's own
+// 'in' policy check drops clear text that a policy requires to be ESP. So transport mode ESP (always
+// for this host) goes to Linux undecrypted ('ipsec-local') unless the graph sets transportDecrypt
+// (tests; useful once the fptun module can tell Linux the packet was decrypted). Tunnel mode: when
+// the inner destination is this host (FIB of the VRF: local, broadcast, multicast, anycast; or a
+// multicast address), the packet is re-encrypted in place with its own IV (GCM / CBC are
+// deterministic given key and IV: the bytes are exactly the received ones again) and handed to Linux
+// as received ('ipsec-local'), without updating the fast path's replay window (Linux checks its own)
+// or the SA counters. (That re-encryption uses native/crypto's explicit-IV primitives, which make a
+// few small views per such packet: local traffic only.)
+// Per-SA counters (stats file): packets/bytes (accepted, decrypted payload), errors (length, trailer,
+// policy, encap, crypto), replayDrops, authDrops (ICV), iseq.
 
 import { dropReason, exceptionReason } from '../../shared-mem/stats';
 import { NOT_FOUND } from '../../shared-mem/reader';
 import * as crypto from '../../native/crypto';
+import { csumUpdate16, ipv4SetChecksum } from '../checksum';
 import { ETH_HLEN, type FpContext } from '../context';
 import { GraphNode } from '../graph-node';
 import {
-  DIR_FWD, DIR_IN, IPPROTO_ESP, POL_NONE, SA_BUSY, SA_CTR_BYTES, SA_CTR_ERRORS, SA_CTR_PACKETS, SA_CTR_REPLAY, SA_CTR_STRIDE,
-  SA_OK, SA_UNSUPPORTED, type IpsecState,
+  ACT_ALLOW, DIR_FWD, DIR_IN, IPPROTO_ESP, MODE_TRANSPORT, MODE_TUNNEL, POL_NONE, SA_BUSY, SA_C_AUTH, SA_C_BYTES, SA_C_ERRORS,
+  SA_C_PACKETS, SA_C_REPLAY, SA_OK, SA_STRIDE, SA_UNSUPPORTED, XFRM_STATE_DECAP_DSCP, portsAt, type IpsecState,
 } from '../ipsec';
 import { X_SHM_BUSY } from '../route';
+import { FOUND, type FibResolver } from '../fib';
+import { RTN_ANYCAST, RTN_BROADCAST, RTN_LOCAL, RTN_MULTICAST } from '../route-types';
 import { VEC, vmove, vpush, Vector } from '../vector';
 import type { DropNode } from './drop';
-import { portsOf } from './esp-encrypt';
+import { AUX_DECRYPTED } from './esp-encrypt';
 import type { ExceptionNode } from './exception';
 import type { Ipv4InputNode } from './ipv4-input';
+import type { Ipv6InputNode } from './ipv6-input';
 
 const X_UNSUPPORTED = exceptionReason('ipsec-unsupported');
+const X_LOCAL = exceptionReason('ipsec-local');
 const D_REPLAY = dropReason('esp-replay');
 const D_ICV = dropReason('esp-icv');
 const D_BAD_SPI = dropReason('esp-bad-spi');
 const D_TRUNCATED = dropReason('esp-truncated');
 const D_POLICY = dropReason('esp-policy');
 const D_CRYPTO = dropReason('esp-crypto-error');
+const D_ENCAP = dropReason('esp-encap');
 
 export class EspDecryptNode extends GraphNode {
   readonly name = 'esp-decrypt';
@@ -56,22 +83,30 @@ export class EspDecryptNode extends GraphNode {
   private readonly bStatus = new Uint8Array(VEC);
   private readonly status = new Uint8Array(VEC);
   private readonly sas = new Int32Array(VEC);
+  private readonly d6 = new Uint32Array(4);
+  private readonly aad12 = new Uint8Array(12);
+  private readonly fib: FibResolver;
+  /** Decrypt transport-mode ESP too (default false: Linux gets it undecrypted, 'ipsec-local'). */
+  transportDecrypt = false;
   input4!: Ipv4InputNode;
+  input6!: Ipv6InputNode;
   exception!: ExceptionNode;
   drop!: DropNode;
 
-  constructor(ctx: FpContext, ipsec: IpsecState) {
+  constructor(ctx: FpContext, ipsec: IpsecState, fib: FibResolver) {
     super(ctx);
     this.ipsec = ipsec;
+    this.fib = fib;
   }
 
-  add(v: Vector, i: number): void {
+  /** Packet i of v; `espAt`: offset of the ESP header from the IP header. */
+  add(v: Vector, i: number, espAt: number): void {
     const q = this.input;
     if (q.n === VEC) {
       if (this.running) { this.exception.add(v, i, X_UNSUPPORTED); return; } // bounded fan-in: not reached
       this.run();
     }
-    vmove(q, v, i, 0);
+    vmove(q, v, i, espAt);
   }
 
   run(): void {
@@ -93,13 +128,20 @@ export class EspDecryptNode extends GraphNode {
     // pass 1: SA, lengths, replay pre-check
     for (let i = 0; i < w.n; i++) {
       pSa[i] = -1;
-      const o = w.off[i] + ETH_HLEN, port = w.port[i];
-      const hl = (m[o] & 15) << 2, tot = (m[o + 2] << 8) | m[o + 3];
-      if (tot < hl + 8) { drop.add(w, i, D_TRUNCATED); continue; }
-      const e = o + hl;
+      const o = w.off[i] + ETH_HLEN, port = w.port[i], eo = w.aux[i];
+      const fam = m[o] >>> 4;
+      const tot = fam === 4 ? (m[o + 2] << 8) | m[o + 3] : 40 + ((m[o + 4] << 8) | m[o + 5]);
+      const udp = (fam === 4 ? m[o + 9] : m[o + 6]) === 17;
+      if (tot < eo + 8) { drop.add(w, i, D_TRUNCATED); continue; }
+      const e = o + eo;
       const spi = (m[e] << 24) | (m[e + 1] << 16) | (m[e + 2] << 8) | m[e + 3];
-      const dst = (m[o + 16] << 24) | (m[o + 17] << 16) | (m[o + 18] << 8) | m[o + 19];
-      const s = shm.saLookup(ctx.portVrf[port], dst, spi, IPPROTO_ESP);
+      let s: number;
+      if (fam === 4) s = shm.saLookup(ctx.portVrf[port], (m[o + 16] << 24) | (m[o + 17] << 16) | (m[o + 18] << 8) | m[o + 19], spi, IPPROTO_ESP);
+      else {
+        const d = this.d6;
+        for (let k = 0; k < 4; k++) { const a = o + 24 + k * 4; d[k] = (m[a] << 24) | (m[a + 1] << 16) | (m[a + 2] << 8) | m[a + 3]; }
+        s = shm.saLookup(ctx.portVrf[port], d, spi, IPPROTO_ESP);
+      }
       if (s === NOT_FOUND) { drop.add(w, i, D_BAD_SPI); continue; }
       if (s < 0) { exc.add(w, i, X_SHM_BUSY); continue; }
       const st = ips.saUsable(s);
@@ -109,12 +151,14 @@ export class EspDecryptNode extends GraphNode {
         else drop.add(w, i, D_BAD_SPI);
         continue;
       }
-      const cb = s * SA_CTR_STRIDE;
-      const el = tot - hl - 8 - ips.saIvLen[s] - ips.saIcvLen[s];
-      if (el < 2) { drop.add(w, i, D_TRUNCATED); cnt[cb + SA_CTR_ERRORS]++; continue; }
+      const cb = s * SA_STRIDE;
+      if ((ips.saEncap[s] === 1) !== udp) { drop.add(w, i, D_ENCAP); cnt[cb + SA_C_ERRORS]++; continue; }
+      if (ips.saMode[s] === MODE_TRANSPORT && !this.transportDecrypt) { exc.add(w, i, X_LOCAL); continue; }
+      const el = tot - eo - 8 - ips.saIvLen[s] - ips.saIcvLen[s];
+      if (el < 2) { drop.add(w, i, D_TRUNCATED); cnt[cb + SA_C_ERRORS]++; continue; }
       const sn = (m[e + 4] << 24) | (m[e + 5] << 16) | (m[e + 6] << 8) | m[e + 7]; // int32
       const hi = ips.inferHi(s, sn);
-      if (!ips.replayOk(s, hi, sn)) { drop.add(w, i, D_REPLAY); cnt[cb + SA_CTR_REPLAY]++; continue; }
+      if (!ips.replayOk(s, hi, sn)) { drop.add(w, i, D_REPLAY); cnt[cb + SA_C_REPLAY]++; continue; }
       pSa[i] = s;
       espOff[i] = e;
       encLen[i] = el;
@@ -142,46 +186,187 @@ export class EspDecryptNode extends GraphNode {
       n = 0;
       for (let i = 0; i < w.n; i++) if (pSa[i] === s) status[i] = ok ? this.bStatus[n++] : crypto.STATUS_CRYPTO_ERROR;
     }
-    // pass 3: replay update, trailer, inner policy, hand over to ipv4-input (in order)
-    const out = this.input4.input;
+    // pass 3: replay update, trailer, decapsulation, inner policy, hand over (in order)
     for (let i = 0; i < w.n; i++) {
       const s = pSa[i];
       if (s < 0) continue;
-      const cb = s * SA_CTR_STRIDE, port = w.port[i];
+      const cb = s * SA_STRIDE;
       const st = status[i];
       if (st !== crypto.STATUS_OK) {
-        cnt[cb + SA_CTR_ERRORS]++;
-        drop.add(w, i, st === crypto.STATUS_BAD_ICV ? D_ICV : st === crypto.STATUS_BAD_LENGTH ? D_TRUNCATED : D_CRYPTO);
+        if (st === crypto.STATUS_BAD_ICV) { cnt[cb + SA_C_AUTH]++; drop.add(w, i, D_ICV); } else {
+          cnt[cb + SA_C_ERRORS]++;
+          drop.add(w, i, st === crypto.STATUS_BAD_LENGTH ? D_TRUNCATED : D_CRYPTO);
+        }
         continue;
       }
       const e = espOff[i], el = encLen[i];
       const sn = (m[e + 4] << 24) | (m[e + 5] << 16) | (m[e + 6] << 8) | m[e + 7]; // int32
-      if (!ips.replayOk(s, seqHi[i] | 0, sn)) { drop.add(w, i, D_REPLAY); cnt[cb + SA_CTR_REPLAY]++; continue; }
-      ips.replayUpdate(s, seqHi[i] | 0, sn);
+      if (!ips.replayOk(s, seqHi[i] | 0, sn)) { drop.add(w, i, D_REPLAY); cnt[cb + SA_C_REPLAY]++; continue; }
       const p = e + 8 + ips.saIvLen[s]; // plaintext
       const padLen = m[p + el - 2], nh = m[p + el - 1];
       const innerLen = el - 2 - padLen;
-      if (innerLen < 0) { drop.add(w, i, D_TRUNCATED); cnt[cb + SA_CTR_ERRORS]++; continue; }
-      if (nh !== 4 || innerLen < 20 || (m[p] >>> 4) !== 4) { drop.add(w, i, D_POLICY); cnt[cb + SA_CTR_ERRORS]++; continue; }
-      // inner policy check (ipv4-input validates the rest of the inner header afterwards)
+      if (innerLen >= 0 && ips.saMode[s] === MODE_TUNNEL && this.forThisHost(w.port[i], p, innerLen, nh)) {
+        // for Linux: the ESP packet as received (re-encrypted in place), Linux decrypts it
+        if (this.reencrypt(s, e, el, seqHi[i])) exc.add(w, i, X_LOCAL);
+        else { drop.add(w, i, D_CRYPTO); cnt[cb + SA_C_ERRORS]++; }
+        continue;
+      }
+      ips.replayUpdate(s, seqHi[i] | 0, sn);
+      if (innerLen < 0) { drop.add(w, i, D_TRUNCATED); cnt[cb + SA_C_ERRORS]++; continue; }
+      const r = ips.saMode[s] === MODE_TUNNEL ? this.decapTunnel(w, i, s, p, innerLen, nh) : this.decapTransport(w, i, s, p, innerLen, nh);
+      if (r < 0) { drop.add(w, i, D_POLICY); cnt[cb + SA_C_ERRORS]++; continue; }
+      cnt[cb + SA_C_PACKETS]++;
+      cnt[cb + SA_C_BYTES] += el;
+      const f = w.off[i]; // the inner frame (decap* moved it)
+      if ((m[f + ETH_HLEN] >>> 4) === 4) {
+        const q = this.input4.input;
+        if (q.n === VEC) this.input4.run();
+        vpush(q, w.mbuf[i], f, w.len[i], w.port[i], AUX_DECRYPTED);
+      } else {
+        const q = this.input6.input;
+        if (q.n === VEC) this.input6.run();
+        vpush(q, w.mbuf[i], f, w.len[i], w.port[i], AUX_DECRYPTED);
+      }
+    }
+    w.n = 0;
+  }
+
+  /** True when the tunnel-mode inner packet at m[p .. p+len) (next header nh) is for this host (FIB of the input port's VRF). */
+  private forThisHost(port: number, p: number, len: number, nh: number): boolean {
+    const m = this.ctx.mem, fib = this.fib, vrf = this.ctx.portVrf[port];
+    let res: number;
+    if (nh === 4 && len >= 20 && (m[p] >>> 4) === 4) {
+      if (m[p + 16] >= 224) return true; // multicast / broadcast
+      const hl = (m[p] & 15) << 2, proto = m[p + 9];
+      if (fib.needsFlow(vrf, 4)) {
+        fib.flow4.src = (m[p + 12] << 24) | (m[p + 13] << 16) | (m[p + 14] << 8) | m[p + 15];
+        fib.setFlow(4, m[p + 1], proto, hl >= 20 ? portsAt(m, p + hl, p + len, proto) : 0, this.ctx.portName[port]);
+      }
+      res = fib.resolve4(vrf, (m[p + 16] << 24) | (m[p + 17] << 16) | (m[p + 18] << 8) | m[p + 19]);
+    } else if (nh === 41 && len >= 40 && (m[p] >>> 4) === 6) {
+      if (m[p + 24] === 0xff) return true;
+      const d = this.d6;
+      for (let k = 0; k < 4; k++) { const a = p + 24 + k * 4; d[k] = (m[a] << 24) | (m[a + 1] << 16) | (m[a + 2] << 8) | m[a + 3]; }
+      if (fib.needsFlow(vrf, 6)) {
+        const fs = fib.flow6.src as Uint32Array;
+        for (let k = 0; k < 4; k++) { const a = p + 8 + k * 4; fs[k] = (m[a] << 24) | (m[a + 1] << 16) | (m[a + 2] << 8) | m[a + 3]; }
+        fib.setFlow(6, ((m[p] & 15) << 4) | (m[p + 1] >>> 4), m[p + 6], portsAt(m, p + 40, p + len, m[p + 6]), this.ctx.portName[port]);
+      }
+      res = fib.resolve6(vrf, d);
+    } else return false;
+    if (res !== FOUND) return false;
+    const t = fib.type;
+    return t === RTN_LOCAL || t === RTN_BROADCAST || t === RTN_MULTICAST || t === RTN_ANYCAST;
+  }
+
+  /** Encrypts packet (SA s, ESP at e, encLen el) again with its own IV: its bytes become the received ones. */
+  private reencrypt(s: number, e: number, el: number, hi: number): boolean {
+    const ips = this.ipsec, m = this.ctx.mem, h = ips.saHandle[s], iv = ips.saIvLen[s], icv = ips.saIcvLen[s];
+    try {
+      if (iv === 8) {
+        let aad = m.subarray(e, e + 8);
+        if (ips.saEsn[s] === 1) {
+          const a = this.aad12;
+          for (let k = 0; k < 4; k++) { a[k] = m[e + k]; a[8 + k] = m[e + 4 + k]; }
+          a[4] = hi >>> 24; a[5] = hi >>> 16; a[6] = hi >>> 8; a[7] = hi;
+          aad = a;
+        }
+        return crypto.kat.gcm(h, true, m.subarray(e + 8, e + 16), aad, m.subarray(e + 16, e + 16 + el), m.subarray(e + 16 + el, e + 16 + el + icv));
+      }
+      if (iv === 16) return crypto.kat.cbc(h, true, m.subarray(e + 8, e + 24), m.subarray(e + 24, e + 24 + el));
+      return iv === 0; // NULL encryption: nothing was changed
+    } catch {
+      return false;
+    }
+  }
+
+  /** Tunnel mode: inner packet at m[p .. p+len); checks, ECN / DSCP, policy; sets w.off/len to the inner frame. -1: refused. */
+  private decapTunnel(w: Vector, i: number, s: number, p: number, len: number, nh: number): number {
+    const m = this.ctx.mem, ips = this.ipsec;
+    const off = w.off[i], o = off + ETH_HLEN;
+    const ofam = m[o] >>> 4, ifam = m[p] >>> 4;
+    if (!((nh === 4 && ifam === 4 && len >= 20) || (nh === 41 && ifam === 6 && len >= 40))) return -1;
+    const otc = ofam === 4 ? m[o + 1] : ((m[o] & 15) << 4) | (m[o + 1] >>> 4);
+    const vrf = this.ctx.portVrf[w.port[i]];
+    let k: number;
+    if (ifam === 4) {
+      const hl = (m[p] & 15) << 2, tot = (m[p + 2] << 8) | m[p + 3];
       const proto = m[p + 9];
       const src = (m[p + 12] << 24) | (m[p + 13] << 16) | (m[p + 14] << 8) | m[p + 15];
       const dst = (m[p + 16] << 24) | (m[p + 17] << 16) | (m[p + 18] << 8) | m[p + 19];
-      const ports = ((m[p + 2] << 8) | m[p + 3]) <= innerLen ? portsOf(m, p, proto) : 0;
-      const vrf = ctx.portVrf[port];
-      let k = ips.matchPolicy(vrf, DIR_IN, src, dst, proto, ports);
-      if (k === POL_NONE) k = ips.matchPolicy(vrf, DIR_FWD, src, dst, proto, ports);
-      if (k === POL_NONE || ips.pAction[k] !== 0 || ips.pBypass[k] === 1 ||
-        (ips.pReqid[k] !== 0 && (ips.pReqid[k] >>> 0) !== ips.saReqid[s])) {
-        drop.add(w, i, D_POLICY); cnt[cb + SA_CTR_ERRORS]++; continue;
-      }
-      cnt[cb + SA_CTR_PACKETS]++;
-      cnt[cb + SA_CTR_BYTES] += el;
-      const off = w.off[i], f = p - ETH_HLEN;
-      for (let b = ETH_HLEN - 1; b >= 0; b--) m[f + b] = m[off + b]; // f > off: no overlap hazard either way
-      if (out.n === VEC) this.input4.run();
-      vpush(out, w.mbuf[i], f, ETH_HLEN + innerLen, port, 0);
+      const ports = tot <= len && hl >= 20 ? portsAt(m, p + hl, p + tot, proto) : 0;
+      k = ips.matchPolicy4(vrf, DIR_IN, src, dst, proto, ports);
+      if (k === POL_NONE) k = ips.matchPolicy4(vrf, DIR_FWD, src, dst, proto, ports);
+    } else {
+      const proto = m[p + 6], tot = 40 + ((m[p + 4] << 8) | m[p + 5]);
+      const ports = tot <= len ? portsAt(m, p + 40, p + tot, proto) : 0;
+      k = ips.matchPolicy6(vrf, DIR_IN, m, p, proto, ports);
+      if (k === POL_NONE) k = ips.matchPolicy6(vrf, DIR_FWD, m, p, proto, ports);
     }
-    w.n = 0;
+    if (!this.policyOk(k, s, MODE_TUNNEL)) return -1;
+    // ECN (Linux ipip_ecn_decapsulate / ipip6_ecn_decapsulate): outer CE -> inner CE when ECT; DSCP with DECAP_DSCP
+    const dscp = (ips.saFlags[s] & XFRM_STATE_DECAP_DSCP) !== 0;
+    const ce = (otc & 3) === 3;
+    if (ifam === 4) {
+      const old = m[p + 1];
+      let tos = dscp ? (otc & 0xfc) | (old & 3) : old;
+      if (ce && (tos & 3) !== 0) tos |= 3;
+      if (tos !== old) {
+        m[p + 1] = tos;
+        const c = csumUpdate16((m[p + 10] << 8) | m[p + 11], (m[p] << 8) | old, (m[p] << 8) | tos);
+        m[p + 10] = c >>> 8; m[p + 11] = c & 255;
+      }
+    } else {
+      const old = ((m[p] & 15) << 4) | (m[p + 1] >>> 4);
+      let tc = dscp ? (otc & 0xfc) | (old & 3) : old;
+      if (ce && (tc & 3) !== 0) tc |= 3;
+      if (tc !== old) { m[p] = 0x60 | (tc >>> 4); m[p + 1] = ((tc & 15) << 4) | (m[p + 1] & 15); }
+    }
+    const f = p - ETH_HLEN;
+    for (let b = 11; b >= 0; b--) m[f + b] = m[off + b]; // f > off: copying downwards is safe
+    m[f + 12] = ifam === 4 ? 0x08 : 0x86; m[f + 13] = ifam === 4 ? 0x00 : 0xdd;
+    w.off[i] = f;
+    w.len[i] = ETH_HLEN + len;
+    return 0;
+  }
+
+  /** Transport mode: payload (upper layer, protocol nh) at m[p .. p+len); header moved up to it. -1: refused. */
+  private decapTransport(w: Vector, i: number, s: number, p: number, len: number, nh: number): number {
+    const m = this.ctx.mem, ips = this.ipsec;
+    const off = w.off[i], o = off + ETH_HLEN;
+    const fam = m[o] >>> 4, hl = fam === 4 ? (m[o] & 15) << 2 : 40;
+    const h = p - hl, f = h - ETH_HLEN;
+    m.copyWithin(f, off, o + hl); // Ethernet + IP header, moved towards the payload (memmove)
+    const tot = hl + len;
+    if (fam === 4) {
+      m[h + 2] = tot >>> 8; m[h + 3] = tot; m[h + 9] = nh;
+      ipv4SetChecksum(m, h, hl);
+    } else {
+      m[h + 4] = len >>> 8; m[h + 5] = len; m[h + 6] = nh;
+    }
+    w.off[i] = f;
+    w.len[i] = ETH_HLEN + tot;
+    const vrf = this.ctx.portVrf[w.port[i]];
+    const ports = portsAt(m, p, p + len, nh);
+    let k: number;
+    if (fam === 4) {
+      const src = (m[h + 12] << 24) | (m[h + 13] << 16) | (m[h + 14] << 8) | m[h + 15];
+      const dst = (m[h + 16] << 24) | (m[h + 17] << 16) | (m[h + 18] << 8) | m[h + 19];
+      k = ips.matchPolicy4(vrf, DIR_IN, src, dst, nh, ports);
+      if (k === POL_NONE) k = ips.matchPolicy4(vrf, DIR_FWD, src, dst, nh, ports);
+    } else {
+      k = ips.matchPolicy6(vrf, DIR_IN, m, h, nh, ports);
+      if (k === POL_NONE) k = ips.matchPolicy6(vrf, DIR_FWD, m, h, nh, ports);
+    }
+    if (k === POL_NONE) return 0; // transport mode without a policy: accepted (Linux: only tunnel SAs need one)
+    return this.policyOk(k, s, MODE_TRANSPORT) ? 0 : -1;
+  }
+
+  private policyOk(k: number, s: number, mode: number): boolean {
+    const ips = this.ipsec;
+    if (k === POL_NONE || ips.pAction[k] !== ACT_ALLOW) return false;
+    if (ips.pBypass[k] === 1) return mode === MODE_TRANSPORT; // Linux: only tunnel-mode states need a matching template
+    if (ips.pMode[k] !== mode) return false;
+    return ips.pReqid[k] === 0 || (ips.pReqid[k] >>> 0) === ips.saReqid[s];
   }
 }

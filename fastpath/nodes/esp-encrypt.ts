@@ -1,171 +1,322 @@
-// esp-encrypt (GraphOptions.ipsec): routed IPv4 packets (aux = next-hop index of the inner route) ->
-// SPD 'out' of the input port's VRF (fastpath/ipsec.ts):
-//   no policy / allow without template -> ipv4-rewrite unchanged (aux = next hop);
-//   block -> drop 'ipsec-block'; a policy the fast path cannot apply -> exception 'ipsec-unsupported';
-//   allow + ESP tunnel template without a usable SA -> exception 'no-sa' (Linux raises ACQUIRE);
-//   all of these carry the original frame. Otherwise ESP tunnel mode (RFC 4303), in place:
-//   [eth][outer IPv4 20][SPI SN][IV][inner IPv4 (TTL - 1, as Linux forwards before xfrm)][pad 1,2,3..][pad len][4][ICV]
-//   outer: TOS copied from the inner header, ID from a worker counter, DF clear (not copied: the outer
-//   packet is fragmented by ipv4-fragment when it exceeds the egress MTU, like an SA with
-//   XFRM_STATE_NOPMTUDISC; no frag-needed towards the inner source), TTL 65 so that it leaves with 64
-//   after ipv4-rewrite's decrement (Linux sends its own tunnel packets with TTL 64), protocol 50,
-//   addresses from the SA. Encryption: one encryptBurst per SA per vector. The outer packet then goes
-//   back to ipv4-lookup (aux = 1: already through the SPD) to be routed on the outer destination.
-// Needs up to 20 + 8 + 16 bytes of headroom before the frame (rx buffers have 128) and the trailer +
-// ICV within the buffer ('esp-no-room' otherwise).
+// esp-encrypt (GraphOptions.ipsec): routed IPv4 and IPv6 packets from ipv4-lookup / ipv6-lookup
+// (aux = next hop of the packet's route | AUX_DECRYPTED when esp-decrypt produced it).
+//   Clear-text check first (Linux's forward policy check): a packet that the fast path did not decrypt
+//   and that matches a 'fwd' policy of the input port's VRF -> block: drop 'ipsec-block'; allow with a
+//   non-optional ESP template: drop 'ipsec-clear-in' (Linux: XfrmInTmplMismatch); unsupported
+//   policy: exception 'ipsec-unsupported'.
+//   Then SPD 'out' (fastpath/ipsec.ts): no policy / allow without template -> ipv4-rewrite /
+//   ipv6-rewrite unchanged (aux = next hop); block -> drop 'ipsec-block'; a policy or SA the fast
+//   path cannot apply -> exception 'ipsec-unsupported'; no usable SA -> exception 'no-sa' (Linux
+//   raises ACQUIRE). Every exception carries the original frame: all checks (policy, SA, the outer
+//   route, next hop and neighbour, MTU, buffer room) run before a byte is written.
+// Tunnel mode (RFC 4303 §3.1.2), inner and outer IPv4 or IPv6 in any combination, in place:
+//   [eth][outer IP][UDP 8 with NAT-T][SPI SN][IV][inner packet (TTL / hop limit - 1)][pad 1,2,3..][pad len][4 | 41][ICV]
+//   Outer header as Linux builds it: DSCP copied from the inner header, ECN per RFC 6040 / Linux's
+//   INET_ECN_encapsulate (CE -> ECT(0); XFRM_STATE_NOECN: not-ECT); IPv4: ID from a worker counter,
+//   DF copied from an IPv4 inner header (clear with XFRM_STATE_NOPMTUDISC or an IPv6 inner one), TTL 65;
+//   IPv6: flow label copied from an IPv6 inner header, hop limit 65 (both leave with 64 after the
+//   rewrite node's decrement, as Linux sends its own tunnel packets); protocol 50, or UDP 17 to the
+//   SA's encap ports with NAT-T (RFC 3948: UDP checksum 0 over IPv4, computed over IPv6); addresses
+//   from the SA. The outer destination is routed here (FIB of the input port's VRF, once per SA per
+//   vector), its next hop and neighbour checked (-> their exception reasons, or 'esp-outer-route' when
+//   the FIB has no unicast route): the ESP packet then goes straight to the rewrite node of the outer
+//   family (aux = outer next hop).
+// Transport mode (RFC 4303 §3.1.1), IPv4 and IPv6 (SA addresses = the packet's, see ipsec.ts): the
+//   IP header moves to the front, ESP [+ UDP] is inserted after it, protocol / next header 50 (17),
+//   lengths and the IPv4 checksum fixed; trailer next header = the original protocol. The packet
+//   keeps its route (rewrite node of its family, aux = its next hop, TTL - 1 there).
+// MTU (egress of the outer next hop, min of link and route MTU), checked before encryption:
+//   the ESP packet fits -> go on; otherwise an IPv4 inner packet with DF (and no NOPMTUDISC) or any
+//   IPv6 inner packet -> exception 'frag-needed' / 'too-big' with the original frame (Linux answers
+//   with its own PMTU: ICMP frag needed / packet too big). An IPv4 inner packet without DF:
+//   fragMode 'before-encrypt' (tunnel mode): fragmented first (the ipv4-fragment node's code, into
+//   new buffers), each fragment encrypted on its own; 'after-encrypt' (and transport mode): the
+//   IPv4 ESP packet (DF clear) is fragmented by ipv4-rewrite -> ipv4-fragment; an IPv6 ESP packet
+//   by ipv6-fragment (its own instance, before ipv6-rewrite: each fragment is then rewritten), or
+//   without one, exception 'esp-too-big' (original frame to Linux).
+// Encryption: one encryptBurst per SA per vector (native/crypto); per-SA counters (stats file):
+// packets, bytes (encrypted payload), errors, oseq.
+// Room: up to 40 + 8 + 8 + 16 bytes of headroom before the frame (rx buffers have 128) and the
+// trailer + ICV within the buffer ('esp-no-room' otherwise).
 
 import { dropReason, exceptionReason } from '../../shared-mem/stats';
 import * as crypto from '../../native/crypto';
+import { GW_NONE, GW_V4, GW_V6, type Adjacency } from '../adjacency';
 import { ETH_HLEN, type FpContext } from '../context';
+import { FOUND, type FibResolver } from '../fib';
 import { GraphNode } from '../graph-node';
-import { csumUpdate16, ipv4SetChecksum } from '../checksum';
-import { IPPROTO_ESP, SA_BUSY, SA_CTR_BYTES, SA_CTR_ERRORS, SA_CTR_PACKETS, SA_CTR_STRIDE, SA_OK, SA_UNSUPPORTED, DIR_OUT, POL_NONE, type IpsecState } from '../ipsec';
+import { csumSum, csumUpdate16, ipv4SetChecksum } from '../checksum';
+import {
+  ACT_ALLOW, ACT_BLOCK, DIR_FWD, DIR_OUT, IPPROTO_ESP, MODE_TUNNEL, POL_NONE, SA_BUSY, SA_C_BYTES, SA_C_ERRORS, SA_C_PACKETS,
+  SA_OK, SA_STRIDE, SA_UNSUPPORTED, XFRM_STATE_NOECN, XFRM_STATE_NOPMTUDISC, portsAt, type IpsecState,
+} from '../ipsec';
 import { X_SHM_BUSY } from '../route';
+import { FIB_GROUP, FIB_INDEX_MASK, RTN_UNICAST } from '../route-types';
 import { VEC, vmove, vpush, Vector } from '../vector';
 import type { DropNode } from './drop';
 import type { ExceptionNode } from './exception';
-import type { Ipv4LookupNode } from './ipv4-lookup';
+import type { Ipv4FragmentNode } from './ipv4-fragment';
 import type { Ipv4RewriteNode } from './ipv4-rewrite';
+import type { Ipv6FragmentNode } from './ipv6-fragment';
+import type { Ipv6RewriteNode } from './ipv6-rewrite';
+import type { PortTxNode } from './port-tx';
 
 const X_NO_SA = exceptionReason('no-sa');
 const X_UNSUPPORTED = exceptionReason('ipsec-unsupported');
 const X_NO_ROOM = exceptionReason('esp-no-room');
+const X_OUTER_ROUTE = exceptionReason('esp-outer-route');
+const X_TOO_BIG_ESP = exceptionReason('esp-too-big');
+const X_FRAG_NEEDED = exceptionReason('frag-needed');
+const X_TOO_BIG = exceptionReason('too-big');
 const D_BLOCK = dropReason('ipsec-block');
+const D_CLEAR_IN = dropReason('ipsec-clear-in');
 const D_SEQ_OVERFLOW = dropReason('esp-seq-overflow');
 const D_CRYPTO = dropReason('esp-crypto-error');
 
-/** aux of an outer packet handed back to ipv4-lookup: do not look it up in the SPD again. */
-export const AUX_ENCAPSULATED = 1;
+/** aux bit of a packet that esp-decrypt produced (ipv4-input / ipv6-input / lookup keep it; the rest of aux is the next hop). */
+export const AUX_DECRYPTED = 0x80000000;
+/** aux bit (ipv4-input / ipv6-input -> lookup) of an ESP fragment for ipv4-reassembly / ipv6-reassembly. */
+export const AUX_FRAGMENT = 0x40000000;
+
+export type IpsecFragmentMode = 'after-encrypt' | 'before-encrypt';
+
+/** Packets of a batch and what pass 1 decided for each (-1: handed to exception / drop; -2: clear -> rewrite). */
+class Batch {
+  readonly v = new Vector();
+  readonly sa = new Int32Array(VEC);
+  /** Next hop the packet leaves by (outer route for tunnel mode; its own for transport / clear). */
+  readonly nh = new Int32Array(VEC);
+  readonly espOff = new Uint32Array(VEC);
+  readonly encLen = new Uint32Array(VEC);
+  readonly seqLo = new Uint32Array(VEC);
+  readonly seqHi = new Uint32Array(VEC);
+  /** IPv6 ESP packet longer than the egress MTU (after-encrypt): that MTU (-> ipv6-fragment before the rewrite); 0 otherwise. */
+  readonly fmtu = new Uint32Array(VEC);
+}
+
+/** Receives the fragments of ipv4-fragment (before-encrypt mode) in place of port-tx. */
+class FragmentSink {
+  constructor(private readonly enc: EspEncryptNode) {}
+  add(mbuf: number, off: number, len: number, port: number, egress: number): void {
+    this.enc.fragmentOut(mbuf, off, len, port, egress);
+  }
+}
+
+/** Receives the fragments of ipv6-fragment (IPv6 ESP packets, after-encrypt) in place of port-tx: -> ipv6-rewrite. */
+class Fragment6Sink {
+  constructor(private readonly enc: EspEncryptNode) {}
+  add(mbuf: number, off: number, len: number, port: number, egress: number): void {
+    this.enc.fragment6Out(mbuf, off, len, port, egress);
+  }
+}
 
 export class EspEncryptNode extends GraphNode {
   readonly name = 'esp-encrypt';
   private readonly ipsec: IpsecState;
-  private readonly work = new Vector();
+  private readonly fib: FibResolver;
+  private readonly adj: Adjacency;
+  private readonly work = new Batch();
+  private readonly frags = new Batch();
   private running = false;
   private ipId = 1;
-  // per packet of `work` (after the first pass): SA index (-1: not for encryption), ESP offset, encLen
-  private readonly pSa = new Int32Array(VEC);
-  private readonly espOff = new Uint32Array(VEC);
-  private readonly encLen = new Uint32Array(VEC);
-  private readonly seqLo = new Uint32Array(VEC);
-  private readonly seqHi = new Uint32Array(VEC);
+  private epoch = 1;
+  // outer route per SA, valid for one run (epoch)
+  private readonly rStamp: Uint32Array;
+  private readonly rNh: Int32Array;
+  private readonly rMtu: Uint32Array;
+  private readonly d6 = new Uint32Array(4);
   // one burst
   private readonly bOff = new Uint32Array(VEC);
   private readonly bLen = new Uint32Array(VEC);
   private readonly bLo = new Uint32Array(VEC);
   private readonly bHi = new Uint32Array(VEC);
   private readonly sas = new Int32Array(VEC);
-  lookup!: Ipv4LookupNode;
-  rewrite!: Ipv4RewriteNode;
+  /** 'after-encrypt' (default) or 'before-encrypt' (IPv4 inner packets without DF, tunnel mode). */
+  fragMode: IpsecFragmentMode = 'after-encrypt';
+  /** The ipv4-fragment code for before-encrypt (its own instance: fragments come back here). */
+  fragmenter: Ipv4FragmentNode | null = null;
+  /** ipv6-fragment for IPv6 ESP packets longer than the MTU (after-encrypt; its own instance, tx = fragment6Sink()). */
+  fragmenter6: Ipv6FragmentNode | null = null;
+  /** The batch whose IPv6 ESP packets fragmenter6 is cutting (fragment6Out: next hop by batch index). */
+  private f6batch: Batch | null = null;
+  rewrite4!: Ipv4RewriteNode;
+  rewrite6!: Ipv6RewriteNode;
   exception!: ExceptionNode;
   drop!: DropNode;
 
-  constructor(ctx: FpContext, ipsec: IpsecState) {
+  constructor(ctx: FpContext, ipsec: IpsecState, fib: FibResolver, adj: Adjacency) {
     super(ctx);
     this.ipsec = ipsec;
+    this.fib = fib;
+    this.adj = adj;
+    const n = ipsec.maxSas;
+    this.rStamp = new Uint32Array(n);
+    this.rNh = new Int32Array(n);
+    this.rMtu = new Uint32Array(n);
   }
 
-  /** True when there is an IPv4 policy at all (ipv4-lookup skips this node otherwise). */
-  spdActive(): boolean { return this.ipsec.npol > 0; }
+  /** The sink to give the before-encrypt fragmenter as its `tx`. */
+  fragmentSink(): PortTxNode { return new FragmentSink(this) as unknown as PortTxNode; }
+  /** The sink to give the IPv6 ESP fragmenter as its `tx`. */
+  fragment6Sink(): PortTxNode { return new Fragment6Sink(this) as unknown as PortTxNode; }
 
-  /** Packet i of v (routed; `nh` its next hop) for the SPD check. */
-  add(v: Vector, i: number, nh: number): void {
+  /** True when there is a policy of the family at all (the lookup nodes skip this node otherwise). */
+  spdActive(family: number): boolean { return this.ipsec.hasPolicies(family); }
+
+  /** Packet i of v (routed; aux: next hop | AUX_DECRYPTED) for the SPD checks. */
+  add(v: Vector, i: number, aux: number): void {
     const q = this.input;
     if (q.n === VEC) {
       if (this.running) { this.exception.add(v, i, X_UNSUPPORTED); return; } // cannot happen (bounded fan-in); never overflow
       this.run();
     }
-    vmove(q, v, i, nh);
+    vmove(q, v, i, aux);
   }
 
   run(): void {
     if (this.input.n === 0 || this.running) return;
     this.running = true;
-    const w = this.work, q = this.input;
-    for (let i = 0; i < q.n; i++) copyPacket(w, q, i);
+    const w = this.work.v, q = this.input;
+    for (let i = 0; i < q.n; i++) {
+      w.mbuf[i] = q.mbuf[i]; w.off[i] = q.off[i]; w.len[i] = q.len[i]; w.port[i] = q.port[i]; w.aux[i] = q.aux[i];
+    }
     w.n = q.n;
     q.n = 0;
-    try { this.process(w); } finally { this.running = false; }
+    try { this.process(this.work); } finally { this.running = false; }
   }
 
-  private process(w: Vector): void {
-    const ctx = this.ctx, m = ctx.mem, ips = this.ipsec, exc = this.exception, drop = this.drop;
-    const pSa = this.pSa, espOff = this.espOff, encLen = this.encLen, bufSize = ctx.io.bufSize;
-    let nsas = 0;
-    // pass 1: policy, SA, layout (nothing modified before every check passed)
+  private process(b: Batch): void {
+    const ctx = this.ctx, m = ctx.mem, ips = this.ipsec, exc = this.exception, drop = this.drop, w = b.v;
+    const bufSize = ctx.io.bufSize;
+    if (++this.epoch === 0x100000000) { this.epoch = 1; this.rStamp.fill(0); }
+    this.adj.beginVector();
+    let nfrag = 0;
+    const fq = this.fragmenter !== null ? this.fragmenter.input : null;
+    // pass 1: policies, SA, outer route, MTU, room (nothing modified before every check passed)
     for (let i = 0; i < w.n; i++) {
-      pSa[i] = -1;
-      const off = w.off[i], o = off + ETH_HLEN, port = w.port[i];
-      const proto = m[o + 9];
-      const src = (m[o + 12] << 24) | (m[o + 13] << 16) | (m[o + 14] << 8) | m[o + 15];
-      const dst = (m[o + 16] << 24) | (m[o + 17] << 16) | (m[o + 18] << 8) | m[o + 19];
-      const ports = portsOf(m, o, proto);
-      const k = ips.matchPolicy(ctx.portVrf[port], DIR_OUT, src, dst, proto, ports);
-      if (k === POL_NONE || ips.pBypass[k] === 1) { pSa[i] = -2; continue; } // -> rewrite
+      b.sa[i] = -1;
+      b.fmtu[i] = 0;
+      const off = w.off[i], o = off + ETH_HLEN, port = w.port[i], aux = w.aux[i];
+      const nh = aux & 0x7fffffff, vrf = ctx.portVrf[port];
+      const fam = m[o] >>> 4;
+      let proto: number, hl: number, tot: number, src = 0, dst = 0;
+      if (fam === 4) {
+        proto = m[o + 9]; hl = (m[o] & 15) << 2; tot = (m[o + 2] << 8) | m[o + 3];
+        src = (m[o + 12] << 24) | (m[o + 13] << 16) | (m[o + 14] << 8) | m[o + 15];
+        dst = (m[o + 16] << 24) | (m[o + 17] << 16) | (m[o + 18] << 8) | m[o + 19];
+      } else {
+        proto = m[o + 6]; hl = 40; tot = 40 + ((m[o + 4] << 8) | m[o + 5]);
+      }
+      const ports = portsAt(m, o + hl, o + tot, proto);
+      // clear text matching a fwd policy that requires ESP (Linux checks the fwd policy of forwarded packets)
+      if ((aux & AUX_DECRYPTED) === 0 && ips.npolIn > 0) {
+        const f = fam === 4 ? ips.matchPolicy4(vrf, DIR_FWD, src, dst, proto, ports) : ips.matchPolicy6(vrf, DIR_FWD, m, o, proto, ports);
+        if (f !== POL_NONE) {
+          const act = ips.pAction[f];
+          if (act === ACT_BLOCK) { drop.add(w, i, D_BLOCK); continue; }
+          if (act !== ACT_ALLOW) { exc.add(w, i, X_UNSUPPORTED); continue; }
+          if (ips.pBypass[f] === 0 && ips.pOptional[f] === 0) { drop.add(w, i, D_CLEAR_IN); continue; }
+        }
+      }
+      if (!ips.hasPolicies(fam)) { b.sa[i] = -2; b.nh[i] = nh; continue; }
+      const k = fam === 4 ? ips.matchPolicy4(vrf, DIR_OUT, src, dst, proto, ports) : ips.matchPolicy6(vrf, DIR_OUT, m, o, proto, ports);
+      if (k === POL_NONE || (ips.pBypass[k] === 1 && ips.pAction[k] === ACT_ALLOW)) { b.sa[i] = -2; b.nh[i] = nh; continue; } // -> rewrite
       const act = ips.pAction[k];
-      if (act === 1) { drop.add(w, i, D_BLOCK); continue; }
-      if (act !== 0) { exc.add(w, i, X_UNSUPPORTED); continue; }
-      const s = ips.pSa[k];
+      if (act === ACT_BLOCK) { drop.add(w, i, D_BLOCK); continue; }
+      if (act !== ACT_ALLOW) { exc.add(w, i, X_UNSUPPORTED); continue; }
+      const s = ips.outSa(k, m, o, fam);
       if (s < 0) { exc.add(w, i, X_NO_SA); continue; }
       const st = ips.saUsable(s);
       if (st !== SA_OK) { exc.add(w, i, st === SA_BUSY ? X_SHM_BUSY : st === SA_UNSUPPORTED ? X_UNSUPPORTED : X_NO_SA); continue; }
-      const tot = (m[o + 2] << 8) | m[o + 3];
+      const tunnel = ips.saMode[s] === MODE_TUNNEL;
+      if (!tunnel && ips.saFam[s] !== fam) { exc.add(w, i, X_UNSUPPORTED); continue; }
+      // the next hop the ESP packet leaves by, and its MTU
+      let onh: number, mtu: number;
+      if (tunnel) {
+        onh = this.outerRoute(s, vrf);
+        if (onh < 0) { exc.add(w, i, -1 - onh); continue; }
+        mtu = this.rMtu[s];
+      } else {
+        const t = this.adj.resolve(nh, fam, m, o);
+        if (t < 0) { exc.add(w, i, -1 - t); continue; }
+        onh = nh;
+        mtu = this.adj.nhMtu[this.adj.nhSlot];
+      }
       const ivLen = ips.saIvLen[s], icvLen = ips.saIcvLen[s], bs = ips.saBlock[s];
-      const el = Math.ceil((tot + 2) / bs) * bs;
-      const hdr = 20 + 8 + ivLen;
-      if (ETH_HLEN + tot + (el - tot) + icvLen > bufSize || off < hdr) { exc.add(w, i, X_NO_ROOM); continue; }
-      if (!ips.nextSeq(s)) { drop.add(w, i, D_SEQ_OVERFLOW); ips.saCounters[s * SA_CTR_STRIDE + SA_CTR_ERRORS]++; continue; }
-      this.seqLo[i] = ips.outLo[s];
-      this.seqHi[i] = ips.outHi[s];
-      pSa[i] = s;
-      espOff[i] = o - 8 - ivLen;
-      encLen[i] = el;
+      const ulen = ips.saEncap[s] === 1 ? 8 : 0;
+      const pl = tunnel ? tot : tot - hl; // protected payload
+      const el = Math.ceil((pl + 2) / bs) * bs;
+      const ohl = tunnel ? (ips.saFam[s] === 4 ? 20 : 40) : hl; // outer IP header
+      const outerTot = ohl + ulen + 8 + ivLen + el + icvLen;
+      const head = tunnel ? ohl + ulen + 8 + ivLen : ulen + 8 + ivLen; // bytes pushed in front
+      if (ETH_HLEN + tot + (el - pl) + icvLen > bufSize || off < head) { exc.add(w, i, X_NO_ROOM); continue; }
+      if (outerTot > mtu) {
+        const df = fam === 6 || ((m[o + 6] & 0x40) !== 0 && (!tunnel || (ips.saFlags[s] & XFRM_STATE_NOPMTUDISC) === 0));
+        if (df) { exc.add(w, i, fam === 4 ? X_FRAG_NEEDED : X_TOO_BIG); continue; }
+        // fragments of at most innerMax bytes fit once encrypted (padding counted at its largest)
+        const innerMax = mtu - (ohl + ulen + 8 + ivLen + icvLen + 2 + bs - 1);
+        if (tunnel && this.fragMode === 'before-encrypt' && fq !== null && fam === 4 && innerMax >= 28) {
+          b.sa[i] = -3; b.nh[i] = onh; b.espOff[i] = s; // espOff: the SA, for fragmentOut
+          vpush(fq, w.mbuf[i], off, w.len[i], port, (i | (innerMax << 16)) >>> 0);
+          nfrag++;
+          continue;
+        }
+        if (ips.saFam[s] === 6) {
+          if (this.fragmenter6 === null) { exc.add(w, i, X_TOO_BIG_ESP); continue; }
+          b.fmtu[i] = mtu; // the ESP packet is fragmented before ipv6-rewrite (finish)
+        }
+      }
+      if (!ips.nextSeq(s)) { drop.add(w, i, D_SEQ_OVERFLOW); ips.saCounters[s * SA_STRIDE + SA_C_ERRORS]++; continue; }
+      b.seqLo[i] = ips.outLo[s];
+      b.seqHi[i] = ips.outHi[s];
+      b.sa[i] = s;
+      b.nh[i] = onh;
+      b.espOff[i] = tunnel ? o - 8 - ivLen : o + hl - 8 - ivLen;
+      b.encLen[i] = el;
+    }
+    if (nfrag > 0) (this.fragmenter as Ipv4FragmentNode).run(); // -> fragmentOut -> this.frags
+    this.finish(b);
+    if (this.frags.v.n > 0) this.finish(this.frags);
+  }
+
+  /** A fragment of packet `idx` of the work batch (before-encrypt): laid out for its SA, queued in `frags`. */
+  fragmentOut(mbuf: number, off: number, len: number, port: number, idx: number): void {
+    const f = this.frags, v = f.v, wb = this.work, ips = this.ipsec, m = this.ctx.mem;
+    if (v.n === VEC) this.finish(f);
+    const s = wb.espOff[idx], j = vpush(v, mbuf, off, len, port, 0);
+    f.sa[j] = -1;
+    f.fmtu[j] = 0; // each fragment fits once encrypted
+    if (!ips.nextSeq(s)) { this.drop.add(v, j, D_SEQ_OVERFLOW); ips.saCounters[s * SA_STRIDE + SA_C_ERRORS]++; return; }
+    const o = off + ETH_HLEN, tot = (m[o + 2] << 8) | m[o + 3], bs = ips.saBlock[s];
+    f.sa[j] = s;
+    f.nh[j] = wb.nh[idx];
+    f.seqLo[j] = ips.outLo[s];
+    f.seqHi[j] = ips.outHi[s];
+    f.espOff[j] = o - 8 - ips.saIvLen[s];
+    f.encLen[j] = Math.ceil((tot + 2) / bs) * bs;
+  }
+
+  /** Passes 2-4 over a batch whose pass 1 is done: build, encrypt (one burst per SA), hand over; empties it. */
+  private finish(b: Batch): void {
+    const m = this.ctx.mem, ips = this.ipsec, w = b.v, cnt = ips.saCounters;
+    let nsas = 0;
+    // pass 2: build the packets
+    for (let i = 0; i < w.n; i++) {
+      const s = b.sa[i];
+      if (s < 0) continue;
+      if (ips.saMode[s] === MODE_TUNNEL) this.buildTunnel(b, i, s, m);
+      else this.buildTransport(b, i, s, m);
       let seen = false;
       for (let j = 0; j < nsas; j++) if (this.sas[j] === s) { seen = true; break; }
       if (!seen) this.sas[nsas++] = s;
-    }
-    // pass 2: build the packets (inner TTL - 1, trailer, ESP header, outer header)
-    for (let i = 0; i < w.n; i++) {
-      const s = pSa[i];
-      if (s < 0) continue;
-      const o = w.off[i] + ETH_HLEN;
-      const tot = (m[o + 2] << 8) | m[o + 3];
-      // inner TTL - 1 (RFC 1624 incremental checksum: the word (TTL, proto) goes down by 0x100)
-      const ttl = m[o + 8], old = (ttl << 8) | m[o + 9];
-      m[o + 8] = ttl - 1;
-      const c = csumUpdate16((m[o + 10] << 8) | m[o + 11], old, old - 0x100);
-      m[o + 10] = c >>> 8; m[o + 11] = c & 255;
-      const el = encLen[i], pad = el - tot - 2;
-      let t = o + tot;
-      for (let k = 1; k <= pad; k++) m[t++] = k;
-      m[t++] = pad;
-      m[t] = 4; // next header: IPv4 (tunnel)
-      const e = espOff[i], spi = ips.saSpi[s];
-      m[e] = spi >>> 24; m[e + 1] = spi >>> 16; m[e + 2] = spi >>> 8; m[e + 3] = spi;
-      const h = e - 20, outerLen = 20 + 8 + ips.saIvLen[s] + el + ips.saIcvLen[s];
-      m[h] = 0x45; m[h + 1] = m[o + 1];
-      m[h + 2] = outerLen >>> 8; m[h + 3] = outerLen;
-      const id = this.ipId; this.ipId = (id + 1) & 0xffff;
-      m[h + 4] = id >>> 8; m[h + 5] = id;
-      m[h + 6] = 0; m[h + 7] = 0;
-      m[h + 8] = 65; m[h + 9] = IPPROTO_ESP;
-      const sa = ips.saSrc[s], da = ips.saDst[s];
-      m[h + 12] = sa >>> 24; m[h + 13] = sa >>> 16; m[h + 14] = sa >>> 8; m[h + 15] = sa;
-      m[h + 16] = da >>> 24; m[h + 17] = da >>> 16; m[h + 18] = da >>> 8; m[h + 19] = da;
-      ipv4SetChecksum(m, h, 20);
-      // Ethernet header: a copy of the received one (destination = the port's MAC, ethertype IPv4)
-      const off = w.off[i], f = h - ETH_HLEN;
-      for (let k = 0; k < ETH_HLEN; k++) m[f + k] = m[off + k];
-      w.off[i] = f;
-      w.len[i] = ETH_HLEN + outerLen;
     }
     // pass 3: one encryptBurst per SA
     for (let j = 0; j < nsas; j++) {
       const s = this.sas[j];
       let n = 0;
       for (let i = 0; i < w.n; i++) {
-        if (pSa[i] !== s) continue;
-        this.bOff[n] = espOff[i]; this.bLen[n] = encLen[i]; this.bLo[n] = this.seqLo[i]; this.bHi[n] = this.seqHi[i];
+        if (b.sa[i] !== s) continue;
+        this.bOff[n] = b.espOff[i]; this.bLen[n] = b.encLen[i]; this.bLo[n] = b.seqLo[i]; this.bHi[n] = b.seqHi[i];
         n++;
       }
       let ok = true;
@@ -174,46 +325,215 @@ export class EspEncryptNode extends GraphNode {
       } catch {
         ok = false; // layout refused (checked above) or OpenSSL failure: drop the burst (counted as SA errors)
       }
-      const cb = s * SA_CTR_STRIDE;
+      const cb = s * SA_STRIDE;
+      const udp6 = ips.saEncap[s] === 1 && ips.saFam[s] === 6;
       for (let i = 0; i < w.n; i++) {
-        if (pSa[i] !== s) continue;
-        if (!ok) { pSa[i] = -3; ips.saCounters[cb + SA_CTR_ERRORS]++; continue; }
-        ips.saCounters[cb + SA_CTR_PACKETS]++;
-        ips.saCounters[cb + SA_CTR_BYTES] += encLen[i];
+        if (b.sa[i] !== s) continue;
+        if (!ok) { b.sa[i] = -4; cnt[cb + SA_C_ERRORS]++; continue; }
+        cnt[cb + SA_C_PACKETS]++;
+        cnt[cb + SA_C_BYTES] += b.encLen[i];
+        if (udp6) udp6Checksum(m, w.off[i] + ETH_HLEN, b.espOff[i] - 8);
       }
     }
     // pass 4: hand over (in order)
-    const lk = this.lookup.input, rw = this.rewrite.input;
+    const r4 = this.rewrite4, r6 = this.rewrite6, q4 = r4.input, q6 = r6.input;
+    const f6q = this.fragmenter6 !== null ? this.fragmenter6.input : q6; // (f6q only used when fragmenter6 is set)
+    let nf6 = 0;
     for (let i = 0; i < w.n; i++) {
-      const s = pSa[i];
+      const s = b.sa[i];
       if (s === -2) {
-        if (rw.n === VEC) this.rewrite.run();
-        vmove(rw, w, i, w.aux[i]);
+        const six = (m[w.off[i] + ETH_HLEN] >>> 4) === 6;
+        if (six) { if (q6.n === VEC) r6.run(); vmove(q6, w, i, b.nh[i]); } else { if (q4.n === VEC) r4.run(); vmove(q4, w, i, b.nh[i]); }
       } else if (s >= 0) {
-        if (lk.n === VEC) this.lookup.run();
-        vpush(lk, w.mbuf[i], w.off[i], w.len[i], w.port[i], AUX_ENCAPSULATED);
-      } else if (s === -3) {
-        drop.addMbuf(w.mbuf[i], w.port[i], D_CRYPTO);
+        if (b.fmtu[i] !== 0) { nf6++; vmove(f6q, w, i, (i | (b.fmtu[i] << 16)) >>> 0); } // -> ipv6-fragment below
+        else if (ips.saFam[s] === 6) { if (q6.n === VEC) r6.run(); vmove(q6, w, i, b.nh[i]); } else { if (q4.n === VEC) r4.run(); vmove(q4, w, i, b.nh[i]); }
+      } else if (s === -4) {
+        this.drop.add(w, i, D_CRYPTO);
       }
+      // -1: already handed over; -3: fragmented (the original was freed by the fragmenter)
+    }
+    if (nf6 > 0) {
+      this.f6batch = b;
+      (this.fragmenter6 as Ipv6FragmentNode).run(); // -> fragment6Out -> ipv6-rewrite
+      this.f6batch = null;
     }
     w.n = 0;
   }
+
+  /** A fragment of the IPv6 ESP packet at index `idx` of the batch being finished: to ipv6-rewrite (its next hop). */
+  fragment6Out(mbuf: number, off: number, len: number, port: number, idx: number): void {
+    const r6 = this.rewrite6, q6 = r6.input;
+    if (q6.n === VEC) r6.run();
+    vpush(q6, mbuf, off, len, port, (this.f6batch as Batch).nh[idx]);
+  }
+
+  private buildTunnel(b: Batch, i: number, s: number, m: Uint8Array): void {
+    const ips = this.ipsec, w = b.v;
+    const off = w.off[i], o = off + ETH_HLEN;
+    const fam = m[o] >>> 4;
+    let tot: number, tc: number, df = 0, flow = 0;
+    if (fam === 4) {
+      tot = (m[o + 2] << 8) | m[o + 3];
+      tc = m[o + 1];
+      df = m[o + 6] & 0x40;
+      // inner TTL - 1 (RFC 1624: the word (TTL, proto) goes down by 0x100), as Linux forwards before xfrm
+      const ttl = m[o + 8], old = (ttl << 8) | m[o + 9];
+      m[o + 8] = ttl - 1;
+      const c = csumUpdate16((m[o + 10] << 8) | m[o + 11], old, old - 0x100);
+      m[o + 10] = c >>> 8; m[o + 11] = c & 255;
+    } else {
+      tot = 40 + ((m[o + 4] << 8) | m[o + 5]);
+      tc = ((m[o] & 15) << 4) | (m[o + 1] >>> 4);
+      flow = ((m[o + 1] & 15) << 16) | (m[o + 2] << 8) | m[o + 3];
+      m[o + 7]--;
+    }
+    const flags = ips.saFlags[s];
+    const ecn = (flags & XFRM_STATE_NOECN) !== 0 ? 0 : (tc & 3) === 3 ? 2 : tc & 3;
+    const otc = (tc & 0xfc) | ecn;
+    if ((flags & XFRM_STATE_NOPMTUDISC) !== 0) df = 0;
+    // trailer
+    const el = b.encLen[i], pad = el - tot - 2;
+    let t = o + tot;
+    for (let k = 1; k <= pad; k++) m[t++] = k;
+    m[t++] = pad;
+    m[t] = fam === 4 ? 4 : 41;
+    // ESP header (SPI; the SN is written by the addon)
+    const e = b.espOff[i], spi = ips.saSpi[s];
+    m[e] = spi >>> 24; m[e + 1] = spi >>> 16; m[e + 2] = spi >>> 8; m[e + 3] = spi;
+    const espLen = 8 + ips.saIvLen[s] + el + ips.saIcvLen[s];
+    const encap = ips.saEncap[s] === 1;
+    const u = encap ? e - 8 : e;
+    if (encap) writeUdp(m, u, ips.saEncSport[s], ips.saEncDport[s], 8 + espLen);
+    const proto = encap ? 17 : IPPROTO_ESP;
+    const ofam = ips.saFam[s], q = s * 4;
+    let h: number, olen: number;
+    if (ofam === 4) {
+      h = u - 20;
+      olen = 20 + (encap ? 8 : 0) + espLen;
+      m[h] = 0x45; m[h + 1] = otc;
+      m[h + 2] = olen >>> 8; m[h + 3] = olen;
+      const id = this.ipId; this.ipId = (id + 1) & 0xffff;
+      m[h + 4] = id >>> 8; m[h + 5] = id;
+      m[h + 6] = df; m[h + 7] = 0;
+      m[h + 8] = 65; m[h + 9] = proto;
+      wr32(m, h + 12, ips.saSrc[q]); wr32(m, h + 16, ips.saDst[q]);
+      ipv4SetChecksum(m, h, 20);
+    } else {
+      h = u - 40;
+      olen = 40 + (encap ? 8 : 0) + espLen;
+      const plen = olen - 40;
+      m[h] = 0x60 | (otc >>> 4); m[h + 1] = ((otc & 15) << 4) | (flow >>> 16); m[h + 2] = flow >>> 8; m[h + 3] = flow;
+      m[h + 4] = plen >>> 8; m[h + 5] = plen; m[h + 6] = proto; m[h + 7] = 65;
+      for (let k = 0; k < 4; k++) { wr32(m, h + 8 + k * 4, ips.saSrc[q + k]); wr32(m, h + 24 + k * 4, ips.saDst[q + k]); }
+    }
+    // Ethernet header: the received one, with the outer ethertype (the rewrite node sets the MACs)
+    const f = h - ETH_HLEN;
+    for (let k = 0; k < 12; k++) m[f + k] = m[off + k];
+    m[f + 12] = ofam === 4 ? 0x08 : 0x86; m[f + 13] = ofam === 4 ? 0x00 : 0xdd;
+    w.off[i] = f;
+    w.len[i] = ETH_HLEN + olen;
+  }
+
+  private buildTransport(b: Batch, i: number, s: number, m: Uint8Array): void {
+    const ips = this.ipsec, w = b.v;
+    const off = w.off[i], o = off + ETH_HLEN;
+    const fam = m[o] >>> 4;
+    const hl = fam === 4 ? (m[o] & 15) << 2 : 40;
+    const tot = fam === 4 ? (m[o + 2] << 8) | m[o + 3] : 40 + ((m[o + 4] << 8) | m[o + 5]);
+    const proto = fam === 4 ? m[o + 9] : m[o + 6];
+    const el = b.encLen[i], pad = el - (tot - hl) - 2;
+    let t = o + tot;
+    for (let k = 1; k <= pad; k++) m[t++] = k;
+    m[t++] = pad;
+    m[t] = proto;
+    const encap = ips.saEncap[s] === 1, ulen = encap ? 8 : 0;
+    const e = b.espOff[i], spi = ips.saSpi[s];
+    const espLen = 8 + ips.saIvLen[s] + el + ips.saIcvLen[s];
+    const shift = ulen + 8 + ips.saIvLen[s];
+    const f = off - shift, h = o - shift;
+    m.copyWithin(f, off, o + hl); // Ethernet + IP header move to the front
+    m[e] = spi >>> 24; m[e + 1] = spi >>> 16; m[e + 2] = spi >>> 8; m[e + 3] = spi;
+    if (encap) writeUdp(m, e - 8, ips.saEncSport[s], ips.saEncDport[s], 8 + espLen);
+    const nproto = encap ? 17 : IPPROTO_ESP;
+    const olen = hl + ulen + espLen;
+    if (fam === 4) {
+      m[h + 2] = olen >>> 8; m[h + 3] = olen; m[h + 9] = nproto;
+      ipv4SetChecksum(m, h, hl);
+    } else {
+      const plen = olen - 40;
+      m[h + 4] = plen >>> 8; m[h + 5] = plen; m[h + 6] = nproto;
+    }
+    w.off[i] = f;
+    w.len[i] = ETH_HLEN + olen;
+  }
+
+  /**
+   * Next hop for SA s's outer destination in `vrf` (once per SA per run): FIB (unicast only), ECMP member, next hop
+   * usable, neighbour usable; its MTU in rMtu[s]. Returns the next hop, or -1 - exception reason.
+   */
+  private outerRoute(s: number, vrf: number): number {
+    if (this.rStamp[s] === this.epoch) return this.rNh[s];
+    this.rStamp[s] = this.epoch;
+    const r = this.resolveOuter(s, vrf);
+    this.rNh[s] = r;
+    return r;
+  }
+
+  private resolveOuter(s: number, vrf: number): number {
+    const ips = this.ipsec, fib = this.fib, q = s * 4, fam = ips.saFam[s];
+    const proto = ips.saEncap[s] === 1 ? 17 : IPPROTO_ESP;
+    let res: number;
+    if (fam === 4) {
+      if (fib.needsFlow(vrf, 4)) { fib.flow4.src = ips.saSrc[q]; fib.setFlow(4, 0, proto, 0, ''); }
+      res = fib.resolve4(vrf, ips.saDst[q]);
+    } else {
+      const d = this.d6;
+      for (let k = 0; k < 4; k++) d[k] = ips.saDst[q + k];
+      if (fib.needsFlow(vrf, 6)) {
+        const fs = fib.flow6.src as Uint32Array;
+        for (let k = 0; k < 4; k++) fs[k] = ips.saSrc[q + k];
+        fib.setFlow(6, 0, proto, 0, '');
+      }
+      res = fib.resolve6(vrf, d);
+    }
+    if (res !== FOUND || fib.type !== RTN_UNICAST) return -1 - X_OUTER_ROUTE;
+    const val = fib.value;
+    const nh = (val >>> 30) === FIB_GROUP ? this.ctx.shm.groupSelect(val & FIB_INDEX_MASK, Math.imul(ips.saSpi[s] | 0, 0x9e3779b1) ^ ips.saDst[q + 3]) : val & FIB_INDEX_MASK;
+    if (nh < 0) return -1 - X_SHM_BUSY;
+    const a = this.adj, t = a.nexthop(nh), e = a.nhResult[t];
+    if (e < 0) return e;
+    const gk = a.nhGwKind[t], gw = a.nhGw, g = t * 4;
+    let nf = fam, a0: number, a1 = 0, a2 = 0, a3 = 0;
+    if (gk === GW_V4) { nf = 4; a0 = gw[g]; } else if (gk === GW_V6 || (gk !== GW_NONE && fam === 6)) {
+      nf = 6; a0 = gw[g]; a1 = gw[g + 1]; a2 = gw[g + 2]; a3 = gw[g + 3];
+    } else if (fam === 4) a0 = ips.saDst[q];
+    else { a0 = ips.saDst[q]; a1 = ips.saDst[q + 1]; a2 = ips.saDst[q + 2]; a3 = ips.saDst[q + 3]; }
+    const nb = a.neighbour(t, nf, a0, a1, a2, a3);
+    if (a.nbResult[nb] < 0) return a.nbResult[nb];
+    this.rMtu[s] = a.nhMtu[t];
+    return nh;
+  }
 }
 
-function copyPacket(dst: Vector, src: Vector, i: number): void {
-  dst.mbuf[i] = src.mbuf[i]; dst.off[i] = src.off[i]; dst.len[i] = src.len[i]; dst.port[i] = src.port[i]; dst.aux[i] = src.aux[i];
+function wr32(m: Uint8Array, o: number, v: number): void {
+  m[o] = v >>> 24; m[o + 1] = v >>> 16; m[o + 2] = v >>> 8; m[o + 3] = v;
 }
 
-/** Selector ports of an IPv4 packet (header already validated): sport << 16 | dport; ICMP: type << 16 | code (int32). */
-export function portsOf(m: Uint8Array, o: number, proto: number): number {
-  const hl = (m[o] & 15) << 2, tot = (m[o + 2] << 8) | m[o + 3];
-  if (proto === 6 || proto === 17 || proto === 132 || proto === 33 || proto === 136) {
-    if (tot < hl + 4) return 0;
-    return (m[o + hl] << 24) | (m[o + hl + 1] << 16) | (m[o + hl + 2] << 8) | m[o + hl + 3];
-  }
-  if (proto === 1) {
-    if (tot < hl + 2) return 0;
-    return (m[o + hl] << 16) | m[o + hl + 1];
-  }
-  return 0;
+function writeUdp(m: Uint8Array, u: number, sport: number, dport: number, len: number): void {
+  m[u] = sport >>> 8; m[u + 1] = sport; m[u + 2] = dport >>> 8; m[u + 3] = dport;
+  m[u + 4] = len >>> 8; m[u + 5] = len; m[u + 6] = 0; m[u + 7] = 0; // IPv4: checksum 0 (RFC 3948 §3.1)
+}
+
+/** UDP checksum of an IPv6 packet (header at m[o..], UDP at m[u..]): mandatory over IPv6 (RFC 8200 §8.1). */
+function udp6Checksum(m: Uint8Array, o: number, u: number): void {
+  const len = (m[u + 4] << 8) | m[u + 5];
+  m[u + 6] = 0; m[u + 7] = 0;
+  let s = csumSum(m, o + 8, 32) + len + 17;
+  const even = len & ~1;
+  s += csumSum(m, u, even);
+  if ((len & 1) !== 0) s += m[u + len - 1] << 8;
+  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+  let c = ~s & 0xffff;
+  if (c === 0) c = 0xffff;
+  m[u + 6] = c >>> 8; m[u + 7] = c & 255;
 }

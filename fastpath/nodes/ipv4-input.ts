@@ -7,6 +7,13 @@
 //   'ip-options', TTL <= 1 'ttl-expired' (Linux sends time exceeded), MF or fragment offset
 //   'fragment' (no reassembly yet).
 // Ethernet padding (frame longer than 14 + total length) is allowed; ipv4-rewrite trims it.
+// aux: the AUX_DECRYPTED mark of packets esp-decrypt produced is passed on to ipv4-lookup (the rest
+// of aux is cleared); eth-input gives 0.
+// IPsec with reassembly (espFragments): an ESP fragment (protocol 50) goes on to ipv4-lookup marked
+// AUX_FRAGMENT instead of the 'fragment' exception: the lookup sends it to ipv4-reassembly when it
+// is addressed to this box (the whole ESP packet then goes to esp-decrypt), else to Linux. A
+// decrypted fragment (inner packet of a peer that fragments before encrypting) goes on to the lookup
+// like any packet: it is forwarded as it is (Linux, given it in clear, would drop it on its policy).
 
 import { dropReason, exceptionReason } from '../../shared-mem/stats';
 import { ipv4ChecksumOk } from '../checksum';
@@ -14,6 +21,7 @@ import { ETH_HLEN } from '../context';
 import { GraphNode } from '../graph-node';
 import { VEC, vmove } from '../vector';
 import type { DropNode } from './drop';
+import { AUX_DECRYPTED, AUX_FRAGMENT } from './esp-encrypt';
 import type { ExceptionNode } from './exception';
 import type { Ipv4LookupNode } from './ipv4-lookup';
 
@@ -33,6 +41,8 @@ export class Ipv4InputNode extends GraphNode {
   lookup!: Ipv4LookupNode;
   exception!: ExceptionNode;
   drop!: DropNode;
+  /** ESP fragments go to the lookup (-> ipv4-reassembly) instead of Linux (IPsec graph with reassembly). */
+  espFragments = false;
 
   run(): void {
     const v = this.input, m = this.ctx.mem, exc = this.exception, drop = this.drop;
@@ -55,9 +65,17 @@ export class Ipv4InputNode extends GraphNode {
         (s0 & m[o + 13] & m[o + 14] & m[o + 15]) === 255) { drop.add(v, i, D_MARTIAN); continue; }
       if (hl > 20) { exc.add(v, i, X_OPTIONS); continue; }
       if (m[o + 8] <= 1) { exc.add(v, i, X_TTL); continue; }
-      if (((m[o + 6] & 0x3f) | m[o + 7]) !== 0) { exc.add(v, i, X_FRAGMENT); continue; }
+      if (((m[o + 6] & 0x3f) | m[o + 7]) !== 0) {
+        if (this.espFragments && m[o + 9] === 50) {
+          if (out.n === VEC) this.lookup.run();
+          vmove(out, v, i, (v.aux[i] & AUX_DECRYPTED) | AUX_FRAGMENT);
+          continue;
+        }
+        // a fragment that came out of a tunnel is forwarded as it is (as Linux does); Linux could only drop it (clear text)
+        if ((v.aux[i] & AUX_DECRYPTED) === 0) { exc.add(v, i, X_FRAGMENT); continue; }
+      }
       if (out.n === VEC) this.lookup.run();
-      vmove(out, v, i, 0);
+      vmove(out, v, i, v.aux[i] & AUX_DECRYPTED);
     }
     v.n = 0;
   }

@@ -5,8 +5,13 @@
 //   shm entry busy -> exception 'shm-busy' (fastpath/route.ts).
 //   ECMP group -> member chosen by the flow hash (addresses, protocol, TCP/UDP/SCTP ports).
 // Output: ipv4-rewrite with aux = next-hop index.
-// With GraphOptions.ipsec (off by default): protocol 50 to a local address -> esp-decrypt; a routed
-// packet -> esp-encrypt (SPD 'out' check) unless it is an outer packet esp-encrypt built (aux 1).
+// With GraphOptions.ipsec: to a local address, protocol 50 -> esp-decrypt (aux = IHL*4), UDP to an
+// SA's encap port (NAT-T, RFC 3948) with a first payload word not zero -> esp-decrypt (aux = IHL*4 +
+// 8); NAT-T keepalives (one byte 0xff) and non-ESP-marker packets (IKE) go to Linux ('local'); a
+// routed packet of a VRF with IPv4 policies -> esp-encrypt (fwd clear-text check, SPD 'out'), with
+// aux = next hop | the AUX_DECRYPTED mark ipv4-input passed on. ESP fragments (aux AUX_FRAGMENT, only
+// with reassembly): to a local address -> ipv4-reassembly (aux = IHL*4; the ESP packet then goes to
+// esp-decrypt), otherwise -> exception 'fragment' (unchanged, as without reassembly).
 
 import { ETH_HLEN, rd32, type FpContext } from '../context';
 import type { FibResolver } from '../fib';
@@ -14,13 +19,17 @@ import { GraphNode } from '../graph-node';
 import { flowHash4, hasPorts } from '../hash';
 import { FOUND } from '../fib';
 import { X_SHM_BUSY, acceptRoute } from '../route';
+import type { PacketSink } from '../reassembly';
+import { exceptionReason } from '../../shared-mem/stats';
 import { FIB_GROUP, FIB_INDEX_MASK, RTN_LOCAL } from '../route-types';
 import { VEC, vmove } from '../vector';
 import type { DropNode } from './drop';
 import type { EspDecryptNode } from './esp-decrypt';
-import type { EspEncryptNode } from './esp-encrypt';
+import { AUX_DECRYPTED, AUX_FRAGMENT, type EspEncryptNode } from './esp-encrypt';
 import type { ExceptionNode } from './exception';
 import type { Ipv4RewriteNode } from './ipv4-rewrite';
+
+const X_FRAGMENT = exceptionReason('fragment');
 
 export class Ipv4LookupNode extends GraphNode {
   readonly name = 'ipv4-lookup';
@@ -28,9 +37,13 @@ export class Ipv4LookupNode extends GraphNode {
   rewrite!: Ipv4RewriteNode;
   exception!: ExceptionNode;
   drop!: DropNode;
-  /** IPsec nodes (null: IPsec off, the default). */
+  /** IPsec nodes (null: IPsec off). */
   espEncrypt: EspEncryptNode | null = null;
   espDecrypt: EspDecryptNode | null = null;
+  /** UDP destination ports that are NAT-T encap ports (IpsecState.encapPort; null: IPsec off). */
+  encapPort: Uint8Array | null = null;
+  /** ESP fragments to this box (aux AUX_FRAGMENT from ipv4-input) go here, with aux = IHL*4. */
+  reassembly: PacketSink | null = null;
 
   constructor(ctx: FpContext, fib: FibResolver) {
     super(ctx);
@@ -41,6 +54,8 @@ export class Ipv4LookupNode extends GraphNode {
     const v = this.input, ctx = this.ctx, m = ctx.mem, shm = ctx.shm, fib = this.fib, exc = this.exception, drop = this.drop;
     const out = this.rewrite.input;
     fib.beginVector();
+    // Touch every packet's FIB words first: their cache / TLB misses overlap (fib.ts touch4).
+    for (let i = 0; i < v.n; i++) fib.touch4(ctx.portVrf[v.port[i]], rd32(m, v.off[i] + ETH_HLEN + 16));
     for (let i = 0; i < v.n; i++) {
       const o = v.off[i] + ETH_HLEN, port = v.port[i];
       const vrf = ctx.portVrf[port];
@@ -54,15 +69,26 @@ export class Ipv4LookupNode extends GraphNode {
       }
       const res = fib.resolve4(vrf, dst);
       const esp = this.espEncrypt;
-      if (esp !== null && proto === 50 && res === FOUND && fib.type === RTN_LOCAL && v.aux[i] === 0) {
-        (this.espDecrypt as EspDecryptNode).add(v, i);
+      if ((v.aux[i] & AUX_FRAGMENT) !== 0) { // an ESP fragment (only with reassembly): for this box -> reassembly, else Linux
+        const rq = (this.reassembly as PacketSink).input;
+        if (res !== FOUND || fib.type !== RTN_LOCAL) { exc.add(v, i, X_FRAGMENT); continue; }
+        if (rq.n === VEC) (this.reassembly as PacketSink).run();
+        vmove(rq, v, i, hl);
         continue;
+      }
+      if (esp !== null && res === FOUND && fib.type === RTN_LOCAL) {
+        if (proto === 50) { (this.espDecrypt as EspDecryptNode).add(v, i, hl); continue; }
+        if (proto === 17 && (this.encapPort as Uint8Array)[ports & 0xffff] === 1) {
+          // ESP in UDP when the payload starts with a non-zero word (RFC 3948 §2.2); keepalive / IKE -> Linux
+          const u = o + hl + 8, plen = ((m[o + 2] << 8) | m[o + 3]) - hl - 8;
+          if (plen >= 4 && (m[u] | m[u + 1] | m[u + 2] | m[u + 3]) !== 0) { (this.espDecrypt as EspDecryptNode).add(v, i, hl + 8); continue; }
+        }
       }
       if (!acceptRoute(fib, res, v, i, exc, drop)) continue;
       const val = fib.value; // int32
       const nh = (val >>> 30) === FIB_GROUP ? shm.groupSelect(val & FIB_INDEX_MASK, flowHash4(rd32(m, o + 12), dst, proto, ports)) : val & FIB_INDEX_MASK;
       if (nh < 0) { exc.add(v, i, X_SHM_BUSY); continue; }
-      if (esp !== null && v.aux[i] === 0 && esp.spdActive()) { esp.add(v, i, nh); continue; }
+      if (esp !== null && esp.spdActive(4)) { esp.add(v, i, nh | (v.aux[i] & AUX_DECRYPTED)); continue; }
       if (out.n === VEC) this.rewrite.run();
       vmove(out, v, i, nh);
     }

@@ -3,17 +3,28 @@
 // local/anycast/multicast -> 'local', blackhole -> drop, unreachable / prohibit -> exception, busy
 // -> 'shm-busy'); ECMP member by the flow hash (addresses, next header, TCP/UDP/SCTP ports).
 // Output: ipv6-rewrite with aux = next-hop index.
+// With GraphOptions.ipsec: as ipv4-lookup (ESP or ESP in UDP to a local address -> esp-decrypt with
+// aux 40 / 48; a routed packet of a VRF with IPv6 policies -> esp-encrypt). ESP fragments (aux
+// AUX_FRAGMENT, only with reassembly): to a local address -> ipv6-reassembly (aux 40), otherwise ->
+// exception 'ipv6-ext' (unchanged).
 
 import { ETH_HLEN, rd32, type FpContext } from '../context';
 import type { FibResolver } from '../fib';
 import { GraphNode } from '../graph-node';
 import { flowHash6, hasPorts } from '../hash';
+import { FOUND } from '../fib';
 import { X_SHM_BUSY, acceptRoute } from '../route';
-import { FIB_GROUP, FIB_INDEX_MASK } from '../route-types';
+import type { PacketSink } from '../reassembly';
+import { exceptionReason } from '../../shared-mem/stats';
+import { FIB_GROUP, FIB_INDEX_MASK, RTN_LOCAL } from '../route-types';
 import { VEC, vmove } from '../vector';
 import type { DropNode } from './drop';
+import type { EspDecryptNode } from './esp-decrypt';
+import { AUX_DECRYPTED, AUX_FRAGMENT, type EspEncryptNode } from './esp-encrypt';
 import type { ExceptionNode } from './exception';
 import type { Ipv6RewriteNode } from './ipv6-rewrite';
+
+const X_EXT = exceptionReason('ipv6-ext');
 
 export class Ipv6LookupNode extends GraphNode {
   readonly name = 'ipv6-lookup';
@@ -22,6 +33,12 @@ export class Ipv6LookupNode extends GraphNode {
   rewrite!: Ipv6RewriteNode;
   exception!: ExceptionNode;
   drop!: DropNode;
+  /** IPsec nodes (null: IPsec off). */
+  espEncrypt: EspEncryptNode | null = null;
+  espDecrypt: EspDecryptNode | null = null;
+  encapPort: Uint8Array | null = null;
+  /** ESP fragments to this box (aux AUX_FRAGMENT from ipv6-input) go here, with aux = 40. */
+  reassembly: PacketSink | null = null;
 
   constructor(ctx: FpContext, fib: FibResolver) {
     super(ctx);
@@ -43,10 +60,27 @@ export class Ipv6LookupNode extends GraphNode {
         src[0] = rd32(m, o + 8); src[1] = rd32(m, o + 12); src[2] = rd32(m, o + 16); src[3] = rd32(m, o + 20);
         fib.setFlow(6, ((m[o] & 15) << 4) | (m[o + 1] >>> 4), nxt, ports, ctx.portName[port]);
       }
-      if (!acceptRoute(fib, fib.resolve6(vrf, dst), v, i, exc, drop)) continue;
+      const res = fib.resolve6(vrf, dst);
+      const esp = this.espEncrypt;
+      if ((v.aux[i] & AUX_FRAGMENT) !== 0) { // an ESP fragment (only with reassembly): for this box -> reassembly, else Linux
+        const rq = (this.reassembly as PacketSink).input;
+        if (res !== FOUND || fib.type !== RTN_LOCAL) { exc.add(v, i, X_EXT); continue; }
+        if (rq.n === VEC) (this.reassembly as PacketSink).run();
+        vmove(rq, v, i, 40);
+        continue;
+      }
+      if (esp !== null && res === FOUND && fib.type === RTN_LOCAL) {
+        if (nxt === 50) { (this.espDecrypt as EspDecryptNode).add(v, i, 40); continue; }
+        if (nxt === 17 && (this.encapPort as Uint8Array)[ports & 0xffff] === 1) {
+          const u = o + 48, plen = ((m[o + 4] << 8) | m[o + 5]) - 8;
+          if (plen >= 4 && (m[u] | m[u + 1] | m[u + 2] | m[u + 3]) !== 0) { (this.espDecrypt as EspDecryptNode).add(v, i, 48); continue; }
+        }
+      }
+      if (!acceptRoute(fib, res, v, i, exc, drop)) continue;
       const val = fib.value; // int32
       const nh = (val >>> 30) === FIB_GROUP ? shm.groupSelect(val & FIB_INDEX_MASK, flowHash6(m, o, nxt, ports)) : val & FIB_INDEX_MASK;
       if (nh < 0) { exc.add(v, i, X_SHM_BUSY); continue; }
+      if (esp !== null && esp.spdActive(6)) { esp.add(v, i, nh | (v.aux[i] & AUX_DECRYPTED)); continue; }
       if (out.n === VEC) this.rewrite.run();
       vmove(out, v, i, nh);
     }

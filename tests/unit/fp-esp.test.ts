@@ -127,7 +127,8 @@ function openEsp(f: Uint8Array, alg: 'gcm' | 'cbc'): { spi: number; sn: number; 
   if (alg === 'gcm') {
     const key = Buffer.from(GCM_KEY.slice(0, 32), 'hex'), salt = Buffer.from(GCM_KEY.slice(32), 'hex');
     const iv = esp.subarray(8, 16), ct = esp.subarray(16, esp.length - 16), tag = esp.subarray(esp.length - 16);
-    assert.strictEqual(hex(iv), '00000000' + hex(u32b(sn)), 'RFC 4106 IV: the 64-bit sequence number');
+    // The explicit IV is the sequence number XOR a random per-SA mask (native/crypto, like Linux's seqiv):
+    // tests/unit/crypto-esp.test.ts checks it; here only that the peer can open the packet with it.
     const d = nodeCrypto.createDecipheriv('aes-128-gcm', key, Buffer.concat([salt, iv]));
     d.setAAD(esp.subarray(0, 8));
     d.setAuthTag(tag);

@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Worker } from 'worker_threads';
 import {
-  C_RX_PACKETS, DROP_BASE, DROP_REASONS, EXCEPTION_REASONS, EXC_BASE, PORT_COUNTERS, PORT_STRIDE, STATS_HDR, STATS_PAGE, StatsFile,
+  C_RX_PACKETS, DROP_BASE, DROP_REASONS, EXCEPTION_REASONS, EXC_BASE, PORT_COUNTERS, PORT_STRIDE, STATS_HDR, STATS_PAGE, STATS_VERSION, StatsFile,
   WORKER_FIELDS, counterIndex, dropReason, exceptionReason, nonZero, statsLayout,
 } from '../../shared-mem/stats';
 import { Graph } from '../../fastpath/graph';
@@ -56,7 +56,7 @@ describe('fast-path stats file (shared-mem/stats.ts)', () => {
     u[STATS_HDR.SCHEMA] ^= 1;
     u[STATS_HDR.VERSION] = 99;
     assert.throws(() => StatsFile.attach(sab), /stats layout version 99/);
-    u[STATS_HDR.VERSION] = 1;
+    u[STATS_HDR.VERSION] = STATS_VERSION;
     assert.throws(() => StatsFile.attach(sab.slice(0, 4096) as unknown as SharedArrayBuffer), /truncated|not an lfp/);
   });
 
