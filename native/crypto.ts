@@ -23,7 +23,15 @@ export type AuthName = 'hmac(sha1)' | 'hmac(sha256)' | 'hmac(sha512)';
 /** An SA's algorithms: `aead` alone, or `enc` with an optional `auth`. Key hex strings as in lib/model (XfrmAlgo). */
 export interface SaAlgorithms {
   /** keyHex: AES key (16/24/32 bytes) followed by the 4-byte salt, as the kernel stores rfc4106 keys. */
-  aead?: { name: AeadName; keyHex: string; icvBits: 64 | 96 | 128 };
+  aead?: {
+    name: AeadName; keyHex: string; icvBits: 64 | 96 | 128;
+    /**
+     * Explicit IV of the packets this SA seals: 'masked' (default, as Linux's seqiv) = the 64-bit sequence
+     * number XOR a random per-SA value, so a numbering restarted under the same key repeats no nonce;
+     * 'sequence' = the sequence number itself (deterministic output, for known-answer tests).
+     */
+    iv?: 'masked' | 'sequence';
+  };
   /** keyHex: 16/24/32 bytes for cbc(aes); '' for ecb(cipher_null). */
   enc?: { name: EncName; keyHex: string };
   /** truncBits: ICV length, a multiple of 8 from 64 to the digest size (RFC 2404: 96; RFC 4868: 128 / 256). */

@@ -15,13 +15,13 @@ const key = (n: number, seed = 1): string => nodeCrypto.createHash('sha512').upd
   .toString('hex');
 
 const CONFIGS: Cfg[] = [
-  { name: 'AES-128-GCM, ICV 128', alg: { aead: { name: 'rfc4106(gcm(aes))', keyHex: key(20), icvBits: 128 } },
+  { name: 'AES-128-GCM, ICV 128', alg: { aead: { name: 'rfc4106(gcm(aes))', keyHex: key(20), icvBits: 128, iv: 'sequence' } },
     integrity: true, deterministic: true },
-  { name: 'AES-256-GCM, ICV 128', alg: { aead: { name: 'rfc4106(gcm(aes))', keyHex: key(36), icvBits: 128 } },
+  { name: 'AES-256-GCM, ICV 128', alg: { aead: { name: 'rfc4106(gcm(aes))', keyHex: key(36), icvBits: 128, iv: 'sequence' } },
     integrity: true, deterministic: true },
-  { name: 'AES-192-GCM, ICV 96', alg: { aead: { name: 'rfc4106(gcm(aes))', keyHex: key(28), icvBits: 96 } },
+  { name: 'AES-192-GCM, ICV 96', alg: { aead: { name: 'rfc4106(gcm(aes))', keyHex: key(28), icvBits: 96, iv: 'sequence' } },
     integrity: true, deterministic: true },
-  { name: 'AES-128-GCM, ICV 64', alg: { aead: { name: 'rfc4106(gcm(aes))', keyHex: key(20), icvBits: 64 } },
+  { name: 'AES-128-GCM, ICV 64', alg: { aead: { name: 'rfc4106(gcm(aes))', keyHex: key(20), icvBits: 64, iv: 'sequence' } },
     integrity: true, deterministic: true },
   { name: 'AES-128-CBC + HMAC-SHA1-96',
     alg: { enc: { name: 'cbc(aes)', keyHex: key(16) }, auth: { name: 'hmac(sha1)', keyHex: key(20, 2), truncBits: 96 } },
@@ -380,6 +380,38 @@ describe('crypto ESP: SAs and arguments', () => {
       assert.strictEqual(seen.size, N * ROUNDS * 2, 'an IV repeated');
       const bits = N * ROUNDS * 2 * 128;
       assert.ok(Math.abs(ones / bits - 0.5) < 0.01, `bit balance ${ones / bits}`);
+    } finally {
+      c.destroySa(h1);
+      c.destroySa(h2);
+    }
+  });
+
+  it('GCM explicit IVs (default "masked"): sequence number XOR a random per-SA value; two SAs with one key never share a nonce', () => {
+    const alg: c.SaAlgorithms = { aead: { name: 'rfc4106(gcm(aes))', keyHex: key(20), icvBits: 128 } };
+    const h1 = c.createSa(alg), h2 = c.createSa(alg);
+    try {
+      const N = 64;
+      const ivs = (h: number): Buffer[] => {
+        const mem = new Uint8Array(N * 64);
+        const off = new Uint32Array(N).map((_, i) => i * 64);
+        const seqLo = new Uint32Array(N).map((_, i) => i + 1);
+        c.encryptBurst(h, mem, off, new Uint32Array(N).fill(16), seqLo, new Uint32Array(N), N, false);
+        return Array.from({ length: N }, (_, i) => Buffer.from(mem.subarray(off[i] + 8, off[i] + 16)));
+      };
+      const a = ivs(h1), b = ivs(h2);
+      const mask = (iv: Buffer, seq: number): string => {
+        const m = Buffer.from(iv);
+        m.writeUInt32BE((m.readUInt32BE(4) ^ seq) >>> 0, 4);
+        return m.toString('hex');
+      };
+      // one mask per SA (IV XOR sequence number constant), different between the SAs, not zero
+      assert.strictEqual(new Set(a.map((iv, i) => mask(iv, i + 1))).size, 1);
+      assert.strictEqual(new Set(b.map((iv, i) => mask(iv, i + 1))).size, 1);
+      assert.notStrictEqual(mask(a[0], 1), mask(b[0], 1));
+      assert.notStrictEqual(mask(a[0], 1), '0000000000000000');
+      const all = new Set([...a, ...b].map((x) => x.toString('hex')));
+      assert.strictEqual(all.size, 2 * N, 'a nonce repeated');
+      assert.throws(() => c.createSa({ aead: { name: 'rfc4106(gcm(aes))', keyHex: key(20), icvBits: 128, iv: 'x' as 'masked' } }), /masked.*sequence/);
     } finally {
       c.destroySa(h1);
       c.destroySa(h2);

@@ -188,6 +188,12 @@ class CryptoAddon : public Napi::Addon<CryptoAddon> {
       spec.keyLen = k1.n - 4;
       memcpy(spec.salt, k1.b + k1.n - 4, 4);
       spec.icvLen = unsigned(icvBits / 8);
+      Napi::Value ivMode = a.Get("iv");
+      if (Present(ivMode)) {
+        const std::string m = ivMode.IsString() ? ivMode.As<Napi::String>().Utf8Value() : std::string("?");
+        if (m == "sequence") spec.gcmSequenceIv = true;
+        else if (m != "masked") ThrowUnsupported(env, "createSa: alg.aead.iv must be \"masked\" (default) or \"sequence\"");
+      }
     }
     if (hasEnc) {
       Napi::Object e = ObjProp(env, enc, "alg.enc");

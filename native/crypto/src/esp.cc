@@ -170,6 +170,15 @@ std::unique_ptr<Sa> Sa::Create(const SaSpec& s, std::string* err) {
       sa->dec_ = KeyedCtx(name, false, s.key, nullptr, false);
       if (sa->enc_ == nullptr || sa->dec_ == nullptr) { *err = std::string("OpenSSL cannot set up ") + name; return nullptr; }
       memcpy(sa->salt_, s.salt, 4);
+      if (!s.gcmSequenceIv) {
+        // Like Linux's seqiv: explicit IV = sequence number XOR a random per-SA value, so that a sequence
+        // numbering restarted with the same key (a fast path restarted without its saved state) does
+        // not repeat a GCM nonce (with overwhelming probability).
+        uint8_t m[8];
+        if (RAND_bytes(m, sizeof m) != 1) { *err = "OpenSSL RAND_bytes failed"; return nullptr; }
+        sa->ivMaskHi_ = (uint32_t(m[0]) << 24) | (uint32_t(m[1]) << 16) | (uint32_t(m[2]) << 8) | m[3];
+        sa->ivMaskLo_ = (uint32_t(m[4]) << 24) | (uint32_t(m[5]) << 16) | (uint32_t(m[6]) << 8) | m[7];
+      }
       sa->ivLen_ = 8;
       sa->icvLen_ = s.icvLen;
       sa->blockSize_ = 4;
@@ -305,9 +314,9 @@ long Sa::EncryptBurst(uint8_t* mem, const uint32_t* espOff, const uint32_t* encL
       Put32(h + 4, seqLo[i]);  // the SN field is the low 32 bits of the sequence number
       switch (cipher_) {
         case Cipher::kAesGcm: {
-          // Explicit IV = the 64-bit sequence number (unique per SA and key).
-          Put32(iv, seqHi[i]);
-          Put32(iv + 4, seqLo[i]);
+          // Explicit IV = the 64-bit sequence number (unique per SA and key) XOR the SA's random mask.
+          Put32(iv, seqHi[i] ^ ivMaskHi_);
+          Put32(iv + 4, seqLo[i] ^ ivMaskLo_);
           // RFC 4106 §5: AAD = SPI || SN (32 bits), or SPI || SN high || SN low with ESN.
           uint8_t aad[12];
           size_t aadLen;

@@ -35,6 +35,7 @@ struct SaSpec {
   const uint8_t* key = nullptr;  // AES key (GCM: without the salt)
   size_t keyLen = 0;
   uint8_t salt[4] = {0, 0, 0, 0};  // GCM
+  bool gcmSequenceIv = false;       // GCM: explicit IV = the sequence number itself (tests); default: XOR a random per-SA mask
   unsigned icvLen = 0;             // GCM: 8, 12 or 16
   Auth auth = Auth::kNone;
   const uint8_t* authKey = nullptr;
@@ -108,6 +109,7 @@ class Sa {
   Auth auth_ = Auth::kNone;
   unsigned ivLen_ = 0, icvLen_ = 0, blockSize_ = 4;
   uint8_t salt_[4] = {0, 0, 0, 0};
+  uint32_t ivMaskHi_ = 0, ivMaskLo_ = 0;  // GCM: explicit IV = sequence number XOR this random per-SA mask (Linux seqiv)
   EVP_CIPHER_CTX* enc_ = nullptr;  // GCM / CBC, keyed once
   EVP_CIPHER_CTX* dec_ = nullptr;
   EVP_CIPHER_CTX* ivGen_ = nullptr;  // CBC: AES-128-CTR keystream under a random key = unpredictable IVs
