@@ -163,6 +163,8 @@ const DAEMONS = [
   { name: 'fpmd', script: 'fp-manager/main.js', node: ['--max-old-space-size=8192'] },
   { name: 'fp', script: 'fastpath/main.js', node: [] as string[] },
   { name: 'cmgrd', script: 'cache-manager/main.js', node: ['--max-old-space-size=8192'] },
+  // fpsd (stats daemon): per-SA counters and byte/packet expiries to the kernel, SNMP; runs with fp
+  { name: 'fpsd', script: 'stats-daemon/main.js', node: [] as string[] },
 ] as const;
 
 function hasFastPath(cfg: LfpConfig): boolean { return cfg.portSpecs.some((p) => p.dpdk || p.kernel); }
@@ -206,9 +208,10 @@ async function start(o: Opts): Promise<number> {
     if (pid) throw new Error(`${d.name} is already running (pid ${pid}); run "fpctl stop -c ${file}" first`);
   }
   try { fs.unlinkSync(path.join(cfg.runDir, 'cmgrd.status')); } catch { /* none */ }
+  try { fs.unlinkSync(path.join(cfg.runDir, 'fpsd.status')); } catch { /* none */ }
   const pids: Record<string, number> = {};
   for (const d of DAEMONS) {
-    if (d.name === 'fp' && !hasFastPath(cfg)) continue;
+    if ((d.name === 'fp' || d.name === 'fpsd') && !hasFastPath(cfg)) continue;
     const logFile = path.join(cfg.logDir, `${d.name}.log`);
     const out = fs.openSync(logFile, 'a');
     const args = [...d.node, path.join(BUILD, d.script), '-c', file];
@@ -229,6 +232,11 @@ async function start(o: Opts): Promise<number> {
       await waitFor('fast path ports and DPVIs', 30000, () => {
         if (!alive()) throw new Error(`fp exited; see ${logFile}`);
         try { return StatsFile.open(statsPath(cfg)).read().perWorker[0].fields.heartbeatMs > 0; } catch { return false; }
+      }, logFile);
+    } else if (d.name === 'fpsd') {
+      await waitFor('fpsd running', 10000, () => {
+        if (!alive()) throw new Error(`fpsd exited; see ${logFile}`);
+        return fs.existsSync(path.join(cfg.runDir, 'fpsd.status'));
       }, logFile);
     } else {
       await waitFor('first full sync', 120000, () => {
@@ -280,8 +288,9 @@ function status(o: Opts): number {
   console.log(`fpmd:  ${f.pid ? `running (pid ${f.pid})` : 'not running'}`);
   if (hasFastPath(cfg)) console.log(`fp:    ${(st.fp as { pid: number | null }).pid ? `running (pid ${(st.fp as { pid: number }).pid})` : 'not running'}`);
   console.log(`cmgrd: ${c.pid ? `running (pid ${c.pid})` : 'not running'}${c.status ? `, FPC ${c.status.fpc?.state}, cache ${JSON.stringify(c.status.cache)}` : ''}`);
+  if (hasFastPath(cfg)) console.log(`fpsd:  ${(st.fpsd as { pid: number | null }).pid ? `running (pid ${(st.fpsd as { pid: number }).pid})` : 'not running'}`);
   console.log(`shm:   ${cfg.shm.path} ${shm.error ? `unavailable: ${shm.error}` : `writer heartbeat ${shm.heartbeatAgeMs} ms ago`}`);
-  return f.pid && c.pid && (!hasFastPath(cfg) || (st.fp as { pid: number | null }).pid) ? 0 : 3;
+  return f.pid && c.pid && (!hasFastPath(cfg) || ((st.fp as { pid: number | null }).pid && (st.fpsd as { pid: number | null }).pid)) ? 0 : 3;
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -719,3 +719,65 @@ export function newAe(p: NewAeParams, seq: number, ack = true): Buffer {
 }
 
 
+
+// ---------------------------------------------------------------------------------------------
+// Requests used by the stats daemon (fpsd): read an SA's current lifetime / replay state, and
+// make the kernel expire an SA. (Appended; the functions above are unchanged.)
+
+import { XFRM_MSG_GETAE } from './constants';
+
+/** SA identity of the requests below (xfrm_usersa_id fields + what the lookup needs). */
+export interface XfrmSaRef {
+  daddr: string; spi: number; proto: number; family: Family;
+  saddr?: string;
+  reqid?: number;
+  /** The SA's mark: the kernel's lookup only finds a marked SA with it. */
+  mark?: XfrmMark;
+}
+
+function aeventId(p: XfrmSaRef, flags: number): Buffer {
+  const id = Buffer.alloc(SZ_AEID);
+  parseAddr(p.family, p.daddr).copy(id, 0);
+  id.writeUInt32BE(p.spi >>> 0, 16);
+  id.writeUInt16LE(familyToAf(p.family), 20);
+  id.writeUInt8(p.proto, 22);
+  if (p.saddr !== undefined) parseAddr(p.family, p.saddr).copy(id, 24);
+  id.writeUInt32LE(flags >>> 0, 40);
+  id.writeUInt32LE((p.reqid ?? 0) >>> 0, 44);
+  return id;
+}
+
+/**
+ * XFRM_MSG_GETAE: the kernel answers with one XFRM_MSG_NEWAE (decodeXfrm → kind 'ae') holding
+ * the SA's XFRMA_LTIME_VAL (xfrm_lifetime_cur) and XFRMA_REPLAY_VAL, or XFRMA_REPLAY_ESN_VAL when
+ * the SA has an ESN replay state (ESN, or a window given as XFRMA_REPLAY_ESN_VAL). `flags`
+ * (XFRM_AE_RTHR / XFRM_AE_ETHR) only add the threshold attributes. Unknown SA: errno ESRCH.
+ */
+export function getAe(p: XfrmSaRef, seq: number, flags = 0): Buffer {
+  const b = new MessageBuilder(XFRM_MSG_GETAE, NLM_F_REQUEST, seq).fixed(aeventId(p, flags));
+  if (p.mark) b.attr(XFRMA_MARK, markBuf(p.mark));
+  return b.build();
+}
+
+/**
+ * XFRM_MSG_EXPIRE sent TO the kernel (xfrm_user_expire; kernel: xfrm_add_sa_expire): the kernel
+ * looks the SA up by (mark, daddr, spi, proto, family), and if it is valid calls
+ * km_state_expired(x, hard): an XFRM_MSG_EXPIRE event goes to XFRMNLGRP_EXPIRE (IKE daemons rekey
+ * on soft, and delete on hard); with hard = 1 the kernel also deletes the SA. Unknown SA: ENOENT;
+ * SA not valid (already expiring / dead): EINVAL.
+ */
+export function expireRequest(p: XfrmSaRef, hard: boolean, seq: number, ack = true): Buffer {
+  const ue = Buffer.alloc(232);
+  // xfrm_usersa_info at 0: id.daddr@56 id.spi@72 id.proto@76 saddr@80 reqid@208 family@212
+  parseAddr(p.family, p.daddr).copy(ue, 56);
+  ue.writeUInt32BE(p.spi >>> 0, 72);
+  ue.writeUInt8(p.proto, 76);
+  if (p.saddr !== undefined) parseAddr(p.family, p.saddr).copy(ue, 80);
+  ue.writeUInt32LE((p.reqid ?? 0) >>> 0, 208);
+  ue.writeUInt16LE(familyToAf(p.family), 212);
+  ue.writeUInt16LE(familyToAf(p.family), 40); // selector family (not used by the kernel's lookup)
+  ue.writeUInt8(hard ? 1 : 0, 224);
+  const b = new MessageBuilder(XFRM_MSG_EXPIRE, NLM_F_REQUEST | (ack ? NLM_F_ACK : 0), seq).fixed(ue);
+  if (p.mark) b.attr(XFRMA_MARK, markBuf(p.mark));
+  return b.build();
+}

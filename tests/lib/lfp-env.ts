@@ -9,7 +9,7 @@ import type { ObjectKind, ObjectOf } from '../../lib/model';
 import { configToJson, LfpConfig, PortSpec, statsPath } from '../../lib/config';
 import { StatsFile, PortStats } from '../../shared-mem/stats';
 
-type Daemon = 'fpmd' | 'cmgrd' | 'fp';
+type Daemon = 'fpmd' | 'cmgrd' | 'fp' | 'fpsd';
 
 const BUILD = path.resolve(__dirname, '../..');
 const children = new Set<ChildProcess>();
@@ -75,7 +75,7 @@ export class LfpEnv {
   }
 
   spawn(name: Daemon, extra: string[] = []): ChildProcess {
-    const script = { fpmd: 'fp-manager/main.js', cmgrd: 'cache-manager/main.js', fp: 'fastpath/main.js' }[name];
+    const script = { fpmd: 'fp-manager/main.js', cmgrd: 'cache-manager/main.js', fp: 'fastpath/main.js', fpsd: 'stats-daemon/main.js' }[name];
     const out = fs.openSync(path.join(this.dir, `${name}.log`), 'a');
     const prof = process.env.LFP_CPU_PROF ? [`--cpu-prof`, `--cpu-prof-dir=${process.env.LFP_CPU_PROF}`] : [];
     const c = spawn(process.execPath, ['--max-old-space-size=6144', ...prof, path.join(BUILD, script), '-c', this.cfgFile, ...extra], { stdio: ['ignore', out, out] });
@@ -130,7 +130,7 @@ export class LfpEnv {
 
   logs(): string {
     let s = '';
-    for (const n of ['fpmd', 'fp', 'cmgrd']) {
+    for (const n of ['fpmd', 'fp', 'cmgrd', 'fpsd']) {
       try { s += `[${n}.log]\n` + fs.readFileSync(path.join(this.dir, `${n}.log`), 'utf8').split('\n').slice(-40).join('\n') + '\n'; } catch { /* none */ }
     }
     return s;
