@@ -216,7 +216,7 @@ export class EspDecryptNode extends GraphNode {
       const r = ips.saMode[s] === MODE_TUNNEL ? this.decapTunnel(w, i, s, p, innerLen, nh) : this.decapTransport(w, i, s, p, innerLen, nh);
       if (r < 0) { drop.add(w, i, D_POLICY); cnt[cb + SA_C_ERRORS]++; continue; }
       cnt[cb + SA_C_PACKETS]++;
-      cnt[cb + SA_C_BYTES] += el;
+      cnt[cb + SA_C_BYTES] += innerLen; // as Linux: without ESP padding and trailer
       const f = w.off[i]; // the inner frame (decap* moved it)
       if ((m[f + ETH_HLEN] >>> 4) === 4) {
         const q = this.input4.input;

@@ -88,6 +88,8 @@ class Batch {
   readonly nh = new Int32Array(VEC);
   readonly espOff = new Uint32Array(VEC);
   readonly encLen = new Uint32Array(VEC);
+  /** Protected payload bytes (inner packet in tunnel mode, IP payload in transport mode): what Linux counts per SA. */
+  readonly plLen = new Uint32Array(VEC);
   readonly seqLo = new Uint32Array(VEC);
   readonly seqHi = new Uint32Array(VEC);
   /** IPv6 ESP packet longer than the egress MTU (after-encrypt): that MTU (-> ipv6-fragment before the rewrite); 0 otherwise. */
@@ -273,6 +275,7 @@ export class EspEncryptNode extends GraphNode {
       b.nh[i] = onh;
       b.espOff[i] = tunnel ? o - 8 - ivLen : o + hl - 8 - ivLen;
       b.encLen[i] = el;
+      b.plLen[i] = pl;
     }
     if (nfrag > 0) (this.fragmenter as Ipv4FragmentNode).run(); // -> fragmentOut -> this.frags
     this.finish(b);
@@ -331,7 +334,7 @@ export class EspEncryptNode extends GraphNode {
         if (b.sa[i] !== s) continue;
         if (!ok) { b.sa[i] = -4; cnt[cb + SA_C_ERRORS]++; continue; }
         cnt[cb + SA_C_PACKETS]++;
-        cnt[cb + SA_C_BYTES] += b.encLen[i];
+        cnt[cb + SA_C_BYTES] += b.plLen[i]; // as Linux: without ESP padding and trailer
         if (udp6) udp6Checksum(m, w.off[i] + ETH_HLEN, b.espOff[i] - 8);
       }
     }
