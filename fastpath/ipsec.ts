@@ -518,8 +518,13 @@ export class IpsecState {
     return (sn >= bl ? th - 1 : th) | 0; // window spans two subspaces
   }
 
-  /** True when (hi, sn) (int32 arguments) is acceptable: new, or inside the window and not seen. */
+  /**
+   * True when (hi, sn) (int32 arguments) is acceptable: new, or inside the window and not seen. An SA with
+   * a replay window of 0 (the `ip xfrm state` default) has no replay check at all, as in Linux
+   * (xfrm_replay_check_legacy / _esn return 0 when the window is 0).
+   */
   replayOk(i: number, hiI: number, snI: number): boolean {
+    if (this.saWindow[i] === 0) return true;
     const hi = hiI >>> 0, sn = snI >>> 0;
     if (this.saEsn[i] === 0 && sn === 0) return false;
     const th = this.topHi[i], tl = this.topLo[i];

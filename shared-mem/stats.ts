@@ -58,7 +58,7 @@ export const EXCEPTION_REASONS = [
   'l2-multicast', // other group destination MACs
   'ip-options', // IPv4 IHL > 5
   'ttl-expired', // IPv4 TTL <= 1 / IPv6 hop limit <= 1 (Linux sends time exceeded)
-  'fragment', // IPv4 MF or fragment offset (no reassembly yet)
+  'fragment', // IPv4 fragment addressed to this host (Linux reassembles it; transit fragments are forwarded)
   'ipv4-multicast', // IPv4 destination 224/4 or 255.255.255.255
   'ipv6-ext', // IPv6 extension header (hop-by-hop, routing, fragment, dest options, AH, mobility, ...)
   'ipv6-link-local', // IPv6 fe80::/10 source or destination

@@ -1,5 +1,6 @@
 // esp-encrypt (GraphOptions.ipsec): routed IPv4 and IPv6 packets from ipv4-lookup / ipv6-lookup
-// (aux = next hop of the packet's route | AUX_DECRYPTED when esp-decrypt produced it).
+// (aux = next hop of the packet's route | AUX_DECRYPTED when esp-decrypt produced it | AUX_FRAGMENT for an
+// IPv4 fragment: selectors see ports 0).
 //   Clear-text check first (Linux's forward policy check): a packet that the fast path did not decrypt
 //   and that matches a 'fwd' policy of the input port's VRF -> block: drop 'ipsec-block'; allow with a
 //   non-optional ESP template: drop 'ipsec-clear-in' (Linux: XfrmInTmplMismatch); unsupported
@@ -199,7 +200,7 @@ export class EspEncryptNode extends GraphNode {
       b.sa[i] = -1;
       b.fmtu[i] = 0;
       const off = w.off[i], o = off + ETH_HLEN, port = w.port[i], aux = w.aux[i];
-      const nh = aux & 0x7fffffff, vrf = ctx.portVrf[port];
+      const nh = aux & 0x3fffffff, vrf = ctx.portVrf[port];
       const fam = m[o] >>> 4;
       let proto: number, hl: number, tot: number, src = 0, dst = 0;
       if (fam === 4) {
@@ -209,7 +210,8 @@ export class EspEncryptNode extends GraphNode {
       } else {
         proto = m[o + 6]; hl = 40; tot = 40 + ((m[o + 4] << 8) | m[o + 5]);
       }
-      const ports = portsAt(m, o + hl, o + tot, proto);
+      // fragments (ipv4-input's AUX_FRAGMENT) match selectors with ports 0, as in Linux (decode_session4)
+      const ports = (aux & AUX_FRAGMENT) !== 0 ? 0 : portsAt(m, o + hl, o + tot, proto);
       // clear text matching a fwd policy that requires ESP (Linux checks the fwd policy of forwarded packets)
       if ((aux & AUX_DECRYPTED) === 0 && ips.npolIn > 0) {
         const f = fam === 4 ? ips.matchPolicy4(vrf, DIR_FWD, src, dst, proto, ports) : ips.matchPolicy6(vrf, DIR_FWD, m, o, proto, ports);

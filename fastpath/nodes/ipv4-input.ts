@@ -4,16 +4,16 @@
 //   'ipv4-checksum', martians 'ipv4-martian' (source or destination 127/8, destination 0/8, source
 //   0/8, multicast or 255.255.255.255 source).
 //   exceptions (Linux handles them): destination 224/4 or 255.255.255.255 'ipv4-multicast', IHL > 5
-//   'ip-options', TTL <= 1 'ttl-expired' (Linux sends time exceeded), MF or fragment offset
-//   'fragment' (no reassembly yet).
+//   'ip-options', TTL <= 1 'ttl-expired' (Linux sends time exceeded).
+// Fragments (MF or fragment offset) go on to ipv4-lookup marked AUX_FRAGMENT: a transit fragment is
+// forwarded as it is (ports taken as 0 for ECMP, rules and IPsec selectors, as Linux does for
+// fragments); one addressed to this box goes to ipv4-reassembly (ESP, with IPsec) or to Linux
+// ('fragment': Linux reassembles it).
 // Ethernet padding (frame longer than 14 + total length) is allowed; ipv4-rewrite trims it.
 // aux: the AUX_DECRYPTED mark of packets esp-decrypt produced is passed on to ipv4-lookup (the rest
 // of aux is cleared); eth-input gives 0.
-// IPsec with reassembly (espFragments): an ESP fragment (protocol 50) goes on to ipv4-lookup marked
-// AUX_FRAGMENT instead of the 'fragment' exception: the lookup sends it to ipv4-reassembly when it
-// is addressed to this box (the whole ESP packet then goes to esp-decrypt), else to Linux. A
-// decrypted fragment (inner packet of a peer that fragments before encrypting) goes on to the lookup
-// like any packet: it is forwarded as it is (Linux, given it in clear, would drop it on its policy).
+// A decrypted fragment (inner packet of a peer that fragments before encrypting) keeps its
+// AUX_DECRYPTED mark too.
 
 import { dropReason, exceptionReason } from '../../shared-mem/stats';
 import { ipv4ChecksumOk } from '../checksum';
@@ -34,15 +34,12 @@ const D_MARTIAN = dropReason('ipv4-martian');
 const X_MULTICAST = exceptionReason('ipv4-multicast');
 const X_OPTIONS = exceptionReason('ip-options');
 const X_TTL = exceptionReason('ttl-expired');
-const X_FRAGMENT = exceptionReason('fragment');
 
 export class Ipv4InputNode extends GraphNode {
   readonly name = 'ipv4-input';
   lookup!: Ipv4LookupNode;
   exception!: ExceptionNode;
   drop!: DropNode;
-  /** ESP fragments go to the lookup (-> ipv4-reassembly) instead of Linux (IPsec graph with reassembly). */
-  espFragments = false;
 
   run(): void {
     const v = this.input, m = this.ctx.mem, exc = this.exception, drop = this.drop;
@@ -65,17 +62,8 @@ export class Ipv4InputNode extends GraphNode {
         (s0 & m[o + 13] & m[o + 14] & m[o + 15]) === 255) { drop.add(v, i, D_MARTIAN); continue; }
       if (hl > 20) { exc.add(v, i, X_OPTIONS); continue; }
       if (m[o + 8] <= 1) { exc.add(v, i, X_TTL); continue; }
-      if (((m[o + 6] & 0x3f) | m[o + 7]) !== 0) {
-        if (this.espFragments && m[o + 9] === 50) {
-          if (out.n === VEC) this.lookup.run();
-          vmove(out, v, i, (v.aux[i] & AUX_DECRYPTED) | AUX_FRAGMENT);
-          continue;
-        }
-        // a fragment that came out of a tunnel is forwarded as it is (as Linux does); Linux could only drop it (clear text)
-        if ((v.aux[i] & AUX_DECRYPTED) === 0) { exc.add(v, i, X_FRAGMENT); continue; }
-      }
       if (out.n === VEC) this.lookup.run();
-      vmove(out, v, i, v.aux[i] & AUX_DECRYPTED);
+      vmove(out, v, i, (v.aux[i] & AUX_DECRYPTED) | (((m[o + 6] & 0x3f) | m[o + 7]) !== 0 ? AUX_FRAGMENT : 0));
     }
     v.n = 0;
   }

@@ -9,9 +9,10 @@
 // SA's encap port (NAT-T, RFC 3948) with a first payload word not zero -> esp-decrypt (aux = IHL*4 +
 // 8); NAT-T keepalives (one byte 0xff) and non-ESP-marker packets (IKE) go to Linux ('local'); a
 // routed packet of a VRF with IPv4 policies -> esp-encrypt (fwd clear-text check, SPD 'out'), with
-// aux = next hop | the AUX_DECRYPTED mark ipv4-input passed on. ESP fragments (aux AUX_FRAGMENT, only
-// with reassembly): to a local address -> ipv4-reassembly (aux = IHL*4; the ESP packet then goes to
-// esp-decrypt), otherwise -> exception 'fragment' (unchanged, as without reassembly).
+// aux = next hop | the AUX_DECRYPTED mark ipv4-input passed on. Fragments (aux AUX_FRAGMENT from
+// ipv4-input): to a local address, ESP with IPsec -> ipv4-reassembly (aux = IHL*4; the whole ESP
+// packet then goes to esp-decrypt), anything else -> exception 'fragment' (Linux reassembles); in
+// transit -> forwarded as they are, with ports 0 for the ECMP hash and rules (as Linux).
 
 import { ETH_HLEN, rd32, type FpContext } from '../context';
 import type { FibResolver } from '../fib';
@@ -44,6 +45,8 @@ export class Ipv4LookupNode extends GraphNode {
   encapPort: Uint8Array | null = null;
   /** ESP fragments to this box (aux AUX_FRAGMENT from ipv4-input) go here, with aux = IHL*4. */
   reassembly: PacketSink | null = null;
+  /** The touch pass below (on by default; benchmarks switch it off to measure what it brings). */
+  touchPass = true;
 
   constructor(ctx: FpContext, fib: FibResolver) {
     super(ctx);
@@ -55,27 +58,30 @@ export class Ipv4LookupNode extends GraphNode {
     const out = this.rewrite.input;
     fib.beginVector();
     // Touch every packet's FIB words first: their cache / TLB misses overlap (fib.ts touch4).
-    for (let i = 0; i < v.n; i++) fib.touch4(ctx.portVrf[v.port[i]], rd32(m, v.off[i] + ETH_HLEN + 16));
+    if (this.touchPass) for (let i = 0; i < v.n; i++) fib.touch4(ctx.portVrf[v.port[i]], rd32(m, v.off[i] + ETH_HLEN + 16));
     for (let i = 0; i < v.n; i++) {
       const o = v.off[i] + ETH_HLEN, port = v.port[i];
       const vrf = ctx.portVrf[port];
       const dst = rd32(m, o + 16);
       const proto = m[o + 9];
       const hl = (m[o] & 15) << 2;
-      const ports = hasPorts(proto) && ((m[o + 2] << 8) | m[o + 3]) >= hl + 4 ? rd32(m, o + hl) : 0;
+      const frag = (v.aux[i] & AUX_FRAGMENT) !== 0;
+      // no ports for fragments (even the first one), as Linux: one flow key for all the pieces
+      const ports = !frag && hasPorts(proto) && ((m[o + 2] << 8) | m[o + 3]) >= hl + 4 ? rd32(m, o + hl) : 0;
       if (fib.needsFlow(vrf, 4)) {
         fib.flow4.src = rd32(m, o + 12);
         fib.setFlow(4, m[o + 1], proto, ports, ctx.portName[port]);
       }
       const res = fib.resolve4(vrf, dst);
       const esp = this.espEncrypt;
-      if ((v.aux[i] & AUX_FRAGMENT) !== 0) { // an ESP fragment (only with reassembly): for this box -> reassembly, else Linux
-        const rq = (this.reassembly as PacketSink).input;
-        if (res !== FOUND || fib.type !== RTN_LOCAL) { exc.add(v, i, X_FRAGMENT); continue; }
-        if (rq.n === VEC) (this.reassembly as PacketSink).run();
-        vmove(rq, v, i, hl);
+      if (frag && res === FOUND && fib.type === RTN_LOCAL) { // for this box: ESP -> reassembly (IPsec), else Linux reassembles
+        const rs = this.reassembly;
+        if (rs === null || proto !== 50 || esp === null) { exc.add(v, i, X_FRAGMENT); continue; }
+        if (rs.input.n === VEC) rs.run();
+        vmove(rs.input, v, i, hl);
         continue;
       }
+      // a transit fragment goes on like any packet (forwarded as it is; ipv4-fragment splits it again if needed)
       if (esp !== null && res === FOUND && fib.type === RTN_LOCAL) {
         if (proto === 50) { (this.espDecrypt as EspDecryptNode).add(v, i, hl); continue; }
         if (proto === 17 && (this.encapPort as Uint8Array)[ports & 0xffff] === 1) {
@@ -88,7 +94,7 @@ export class Ipv4LookupNode extends GraphNode {
       const val = fib.value; // int32
       const nh = (val >>> 30) === FIB_GROUP ? shm.groupSelect(val & FIB_INDEX_MASK, flowHash4(rd32(m, o + 12), dst, proto, ports)) : val & FIB_INDEX_MASK;
       if (nh < 0) { exc.add(v, i, X_SHM_BUSY); continue; }
-      if (esp !== null && esp.spdActive(4)) { esp.add(v, i, nh | (v.aux[i] & AUX_DECRYPTED)); continue; }
+      if (esp !== null && esp.spdActive(4)) { esp.add(v, i, nh | (v.aux[i] & (AUX_DECRYPTED | AUX_FRAGMENT))); continue; }
       if (out.n === VEC) this.rewrite.run();
       vmove(out, v, i, nh);
     }

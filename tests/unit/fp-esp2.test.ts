@@ -734,7 +734,7 @@ if (typeof describe === 'function') describe('fast path IPsec ESP, part 2 (issue
       return out;
     }
 
-    it('IPv4 and IPv6 outer: fragments to this box are reassembled, decrypted and forwarded; transit ESP fragments -> Linux', () => {
+    it('IPv4 and IPv6 outer: fragments to this box are reassembled, decrypted and forwarded; transit ESP fragments forwarded as they are', () => {
       const inner4 = ipv4({ src: '10.99.7.7', dst: '10.0.1.5', ttl: 30, payload: udp(1, 2, Array.from({ length: 1300 }, (_, j) => j & 255)) });
       const esp4 = ipv4({ src: PEER, dst: LOCAL, proto: 50, id: 0x4242, payload: espSeal(GCM_B, 0x2001, 1, inner4, 4) });
       const inner6 = ipv6({ src: '2001:db8:98::7', dst: '2001:db8:1::5', hl: 30, payload: udp(1, 2, Array.from({ length: 1300 }, (_, j) => j & 255)) });
@@ -749,12 +749,17 @@ if (typeof describe === 'function') describe('fast path IPsec ESP, part 2 (issue
       assert.strictEqual(hex(p4.ip.subarray(20)), hex(inner4.slice(20)));
       assert.strictEqual(hex(p6.ip.subarray(40)), hex(inner6.slice(40)));
       X.io.clearCaptured();
-      // transit: ESP fragments to another host stay exceptions, unchanged
+      // transit: ESP fragments to another host are forwarded as they are (a router does not reassemble)
       const transit = frag4(ipv4({ src: PEER, dst: '10.0.1.5', proto: 50, payload: espSeal(GCM_B, 0x2001, 2, inner4, 4) }), 800)
         .map((ip) => eth(PORT_MACS[1], PEER_MAC, 0x0800, ip));
       X.run(transit.map((frame) => ({ port: 1, frame })));
-      assert.deepStrictEqual(excs(X, 1), { fragment: 2 });
-      assert.deepStrictEqual(X.io.dpvi[1].map(hex), transit.map(hex));
+      assert.deepStrictEqual(excs(X, 1), {});
+      assert.strictEqual(X.io.sent[0].length, 2);
+      X.io.sent[0].forEach((f, k) => {
+        assert.strictEqual(hex(f.subarray(14 + 20)), hex(transit[k].subarray(14 + 20)), 'payload unchanged');
+        assert.strictEqual(hex(f.subarray(14 + 6, 14 + 8)), hex(transit[k].subarray(14 + 6, 14 + 8)), 'MF / offset unchanged');
+        assert.strictEqual(f[14 + 8], transit[k][14 + 8] - 1, 'TTL - 1');
+      });
       X.io.clearCaptured();
     });
   });
@@ -865,6 +870,22 @@ if (typeof describe === 'function') describe('fast path IPsec ESP, part 2 (issue
       X.one(0, lan('10.0.1.5', '10.99.1.1'));
       assert.strictEqual(espOpen(espOf(parse(X.io.sent[1][0])), GCM_A).sn, 4, 'numbering goes on');
       assert.strictEqual(file.worker(0).sa[out * SA_STRIDE + 1], 4, 'packets go on');
+      X.io.clearCaptured();
+    });
+
+    it('replay window 0 (the ip xfrm default): no replay check at all, as in Linux; window 64: replays dropped', () => {
+      X.g.close();
+      X = world({ objs: [...objects().filter((o) => !(o.kind === 'sa' && o.obj.spi === 0x2001)), sa(PEER, LOCAL, 0x2001, 11, GCM_B, { replayWindow: 0 })] });
+      const inner = ipv4({ src: '10.99.1.1', dst: '10.0.1.5', payload: udp(1, 2, [1]) });
+      for (const sn of [5, 5, 3, 1]) X.one(1, wan(PEER, LOCAL, espSeal(GCM_B, 0x2001, sn, inner, 4)));
+      assert.strictEqual(X.io.sent[0].length, 4, 'all four forwarded (duplicates and older numbers included)');
+      assert.deepStrictEqual(drops(X, 1), {});
+      X.io.clearCaptured();
+      X.g.close();
+      X = world();
+      for (const sn of [5, 5, 3, 1]) X.one(1, wan(PEER, LOCAL, espSeal(GCM_B, 0x2001, sn, inner, 4)));
+      assert.strictEqual(X.io.sent[0].length, 3);
+      assert.deepStrictEqual(drops(X, 1), { 'esp-replay': 1 });
       X.io.clearCaptured();
     });
 

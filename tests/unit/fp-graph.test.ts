@@ -70,6 +70,16 @@ describe('fast path graph: forwarding', () => {
     assert.strictEqual(p1.txBytes, f.length);
   });
 
+  it('IPv4 transit fragments are forwarded as they are (first, middle, last); fragments for this host go to Linux', () => {
+    for (const opts of [{ mf: true }, { mf: true, fragOff: 10 }, { fragOff: 20 }]) {
+      const f = udp4Frame(0, '192.168.7.9', opts);
+      W.one(0, f);
+      checkForwarded4(f, onlySent(W, 1), GW2, 1);
+    }
+    assert.strictEqual(W.g.portStats(0).forwarded, 3);
+    assert.strictEqual(W.g.portStats(0).exceptions.fragment, 0);
+  });
+
   it('IPv4 connected route: the destination\'s own neighbour entry', () => {
     const f = udp4Frame(1, '10.0.1.5', { src: '10.0.2.7' });
     W.one(1, f);
@@ -228,8 +238,8 @@ describe('fast path graph: exceptions and drops', () => {
     ['ttl-expired', 0, () => udp4Frame(0, '192.168.1.1', { ttl: 1 })],
     ['ttl-expired', 0, () => udp4Frame(0, '192.168.1.1', { ttl: 0 })],
     ['ttl-expired', 0, () => udp6Frame(0, '2001:db8:100::1', { hl: 1 })],
-    ['fragment', 0, () => udp4Frame(0, '192.168.1.1', { mf: true })],
-    ['fragment', 0, () => udp4Frame(0, '192.168.1.1', { fragOff: 10 })],
+    ['fragment', 0, () => udp4Frame(0, '10.0.1.254', { mf: true })],
+    ['fragment', 0, () => udp4Frame(0, '10.0.1.254', { fragOff: 10 })],
     ['ipv4-multicast', 0, () => udp4Frame(0, '239.1.2.3')],
     ['ipv4-multicast', 0, () => udp4Frame(0, '255.255.255.255')],
     ['ipv6-ext', 0, () => udp6Frame(0, '2001:db8:100::1', { nh: 0 })],
