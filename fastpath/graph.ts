@@ -131,7 +131,6 @@ export class Graph {
       const ra6 = this.ipv6Reassembly = new Ipv6ReassemblyNode(ctx);
       ra4.next = dec; ra4.drop = drop;
       ra6.next = dec; ra6.exception = exc; ra6.drop = drop;
-      v6in.espFragments = true; // (IPv4 fragments always reach ipv4-lookup)
       v4lk.reassembly = ra4; v6lk.reassembly = ra6;
       v4lk.espEncrypt = enc; v4lk.espDecrypt = dec; v4lk.encapPort = ips.encapPort;
       v6lk.espEncrypt = enc; v6lk.espDecrypt = dec; v6lk.encapPort = ips.encapPort;

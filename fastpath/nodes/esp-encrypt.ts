@@ -208,7 +208,8 @@ export class EspEncryptNode extends GraphNode {
         src = (m[o + 12] << 24) | (m[o + 13] << 16) | (m[o + 14] << 8) | m[o + 15];
         dst = (m[o + 16] << 24) | (m[o + 17] << 16) | (m[o + 18] << 8) | m[o + 19];
       } else {
-        proto = m[o + 6]; hl = 40; tot = 40 + ((m[o + 4] << 8) | m[o + 5]);
+        // a fragment (AUX_FRAGMENT: Fragment header first): the selector protocol is the one it carries
+        proto = (aux & AUX_FRAGMENT) !== 0 ? m[o + 40] : m[o + 6]; hl = 40; tot = 40 + ((m[o + 4] << 8) | m[o + 5]);
       }
       // fragments (ipv4-input's AUX_FRAGMENT) match selectors with ports 0, as in Linux (decode_session4)
       const ports = (aux & AUX_FRAGMENT) !== 0 ? 0 : portsAt(m, o + hl, o + tot, proto);
@@ -255,7 +256,10 @@ export class EspEncryptNode extends GraphNode {
       const head = tunnel ? ohl + ulen + 8 + ivLen : ulen + 8 + ivLen; // bytes pushed in front
       if (ETH_HLEN + tot + (el - pl) + icvLen > bufSize || off < head) { exc.add(w, i, X_NO_ROOM); continue; }
       if (outerTot > mtu) {
-        const df = fam === 6 || ((m[o + 6] & 0x40) !== 0 && (!tunnel || (ips.saFlags[s] & XFRM_STATE_NOPMTUDISC) === 0));
+        // IPv6 inner packets are never fragmented by a router: too big -> Linux (packet too big), except in
+        // tunnel mode with after-encrypt, where the ESP packet (ours: we are its source) is fragmented instead
+        const df = fam === 6 ? !(tunnel && this.fragMode === 'after-encrypt')
+          : (m[o + 6] & 0x40) !== 0 && (!tunnel || (ips.saFlags[s] & XFRM_STATE_NOPMTUDISC) === 0);
         if (df) { exc.add(w, i, fam === 4 ? X_FRAG_NEEDED : X_TOO_BIG); continue; }
         // fragments of at most innerMax bytes fit once encrypted (padding counted at its largest)
         const innerMax = mtu - (ohl + ulen + 8 + ivLen + icvLen + 2 + bs - 1);

@@ -9,10 +9,11 @@
 // Ethernet padding is allowed; ipv6-rewrite trims it.
 // aux: the AUX_DECRYPTED mark of packets esp-decrypt produced is passed on to ipv6-lookup (the rest
 // of aux is cleared); eth-input gives 0.
-// IPsec with reassembly (espFragments): a Fragment header right after the fixed header whose next
-// header is ESP (50) goes on to ipv6-lookup marked AUX_FRAGMENT instead of 'ipv6-ext': the lookup
-// sends it to ipv6-reassembly when it is addressed to this box, else to Linux ('ipv6-ext'). A
-// decrypted packet with a Fragment header first (inner fragment) is forwarded as it is.
+// A Fragment header right after the fixed header (the usual fragment) is not an exception here: the
+// packet goes on to ipv6-lookup marked AUX_FRAGMENT, which forwards it as it is when in transit
+// (protocol = the Fragment header's next header, ports 0, as Linux's flow key of a fragment) and,
+// when addressed to this box, sends ESP fragments to ipv6-reassembly (IPsec) and others to Linux
+// ('ipv6-ext'). Other extension headers, or a Fragment header after one, are 'ipv6-ext'.
 
 import { dropReason, exceptionReason } from '../../shared-mem/stats';
 import { ETH_HLEN } from '../context';
@@ -41,8 +42,6 @@ export class Ipv6InputNode extends GraphNode {
   lookup!: Ipv6LookupNode;
   exception!: ExceptionNode;
   drop!: DropNode;
-  /** ESP fragments go to the lookup (-> ipv6-reassembly) instead of Linux (IPsec graph with reassembly). */
-  espFragments = false;
 
   run(): void {
     const v = this.input, m = this.ctx.mem, exc = this.exception, drop = this.drop;
@@ -60,17 +59,13 @@ export class Ipv6InputNode extends GraphNode {
       if (d0 === 0xff) { exc.add(v, i, X_MULTICAST); continue; }
       if ((d0 === 0xfe && (m[o + 25] & 0xc0) === 0x80) || (s0 === 0xfe && (m[o + 9] & 0xc0) === 0x80)) { exc.add(v, i, X_LINK_LOCAL); continue; }
       if (m[o + 7] <= 1) { exc.add(v, i, X_TTL); continue; }
+      let frag = 0;
       if (EXT[m[o + 6]] !== 0) {
-        if (this.espFragments && m[o + 6] === 44 && l3 >= 48 && m[o + 40] === 50) {
-          if (out.n === VEC) this.lookup.run();
-          vmove(out, v, i, (v.aux[i] & AUX_DECRYPTED) | AUX_FRAGMENT);
-          continue;
-        }
-        // a fragment out of a tunnel (Fragment header first) is forwarded as it is, as Linux does
-        if ((v.aux[i] & AUX_DECRYPTED) === 0 || m[o + 6] !== 44) { exc.add(v, i, X_EXT); continue; }
+        if (m[o + 6] !== 44 || 40 + ((m[o + 4] << 8) | m[o + 5]) < 48 || EXT[m[o + 40]] !== 0) { exc.add(v, i, X_EXT); continue; }
+        frag = AUX_FRAGMENT;
       }
       if (out.n === VEC) this.lookup.run();
-      vmove(out, v, i, v.aux[i] & AUX_DECRYPTED);
+      vmove(out, v, i, (v.aux[i] & AUX_DECRYPTED) | frag);
     }
     v.n = 0;
   }

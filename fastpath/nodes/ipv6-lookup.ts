@@ -53,8 +53,10 @@ export class Ipv6LookupNode extends GraphNode {
       const o = v.off[i] + ETH_HLEN, port = v.port[i];
       const vrf = ctx.portVrf[port];
       dst[0] = rd32(m, o + 24); dst[1] = rd32(m, o + 28); dst[2] = rd32(m, o + 32); dst[3] = rd32(m, o + 36);
-      const nxt = m[o + 6];
-      const ports = hasPorts(nxt) && ((m[o + 4] << 8) | m[o + 5]) >= 4 ? rd32(m, o + 40) : 0;
+      const frag = (v.aux[i] & AUX_FRAGMENT) !== 0;
+      // a fragment (Fragment header first, ipv6-input): the upper protocol from it, no ports (as Linux)
+      const nxt = frag ? m[o + 40] : m[o + 6];
+      const ports = !frag && hasPorts(nxt) && ((m[o + 4] << 8) | m[o + 5]) >= 4 ? rd32(m, o + 40) : 0;
       if (fib.needsFlow(vrf, 6)) {
         const src = fib.flow6.src as Uint32Array;
         src[0] = rd32(m, o + 8); src[1] = rd32(m, o + 12); src[2] = rd32(m, o + 16); src[3] = rd32(m, o + 20);
@@ -62,13 +64,14 @@ export class Ipv6LookupNode extends GraphNode {
       }
       const res = fib.resolve6(vrf, dst);
       const esp = this.espEncrypt;
-      if ((v.aux[i] & AUX_FRAGMENT) !== 0) { // an ESP fragment (only with reassembly): for this box -> reassembly, else Linux
-        const rq = (this.reassembly as PacketSink).input;
-        if (res !== FOUND || fib.type !== RTN_LOCAL) { exc.add(v, i, X_EXT); continue; }
-        if (rq.n === VEC) (this.reassembly as PacketSink).run();
-        vmove(rq, v, i, 40);
+      if (frag && res === FOUND && fib.type === RTN_LOCAL) { // for this box: ESP -> reassembly (IPsec), else Linux
+        const rs = this.reassembly;
+        if (rs === null || nxt !== 50 || esp === null) { exc.add(v, i, X_EXT); continue; }
+        if (rs.input.n === VEC) rs.run();
+        vmove(rs.input, v, i, 40);
         continue;
       }
+      // a transit fragment goes on like any packet (forwarded as it is)
       if (esp !== null && res === FOUND && fib.type === RTN_LOCAL) {
         if (nxt === 50) { (this.espDecrypt as EspDecryptNode).add(v, i, 40); continue; }
         if (nxt === 17 && (this.encapPort as Uint8Array)[ports & 0xffff] === 1) {
@@ -80,7 +83,7 @@ export class Ipv6LookupNode extends GraphNode {
       const val = fib.value; // int32
       const nh = (val >>> 30) === FIB_GROUP ? shm.groupSelect(val & FIB_INDEX_MASK, flowHash6(m, o, nxt, ports)) : val & FIB_INDEX_MASK;
       if (nh < 0) { exc.add(v, i, X_SHM_BUSY); continue; }
-      if (esp !== null && esp.spdActive(6)) { esp.add(v, i, nh | (v.aux[i] & AUX_DECRYPTED)); continue; }
+      if (esp !== null && esp.spdActive(6)) { esp.add(v, i, nh | (v.aux[i] & (AUX_DECRYPTED | AUX_FRAGMENT))); continue; }
       if (out.n === VEC) this.rewrite.run();
       vmove(out, v, i, nh);
     }

@@ -672,13 +672,20 @@ if (typeof describe === 'function') describe('fast path IPsec ESP, part 2 (issue
       balanced(X);
     });
 
-    it('DF set / IPv6 inner -> Linux with the original frame (frag-needed / too-big)', () => {
+    it('DF set -> Linux (frag-needed); IPv6 inner: after-encrypt fragments the ESP packet, before-encrypt -> Linux (too-big)', () => {
       const df = lan('10.0.1.5', '10.96.1.1', { len: 1240, df: true });
       const six = lan('2001:db8:1::5', '2001:db8:96::1', { len: 1220 });
       X.run([df, six].map((frame) => ({ port: 0, frame })));
-      assert.deepStrictEqual(excs(X, 0), { 'frag-needed': 1, 'too-big': 1 });
-      const got = X.io.dpvi[0].map(hex).sort(), want = [df, six].map(hex).sort();
-      assert.ok(got.length === 2 && got.every((h, j) => h === want[j]), 'original frames');
+      assert.deepStrictEqual(excs(X, 0), { 'frag-needed': 1 });
+      assert.deepStrictEqual(X.io.dpvi[0].map(hex), [hex(df)], 'original frame');
+      assert.strictEqual(X.io.sent[2].length, 2, 'the IPv6 packet, encrypted, in two fragments on eth2');
+      X.io.sent[2].map(parse).forEach((p) => { assert.ok(p.ip.length <= 1280); assert.strictEqual(p.proto, 50); });
+      X.io.clearCaptured();
+      X.g.close();
+      X = world({ fragment: 'before-encrypt' });
+      X.one(0, six);
+      assert.deepStrictEqual(excs(X, 0), { 'too-big': 1 });
+      assert.deepStrictEqual(X.io.dpvi[0].map(hex), [hex(six)], 'original frame');
       X.io.clearCaptured();
       balanced(X);
     });

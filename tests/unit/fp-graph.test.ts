@@ -186,6 +186,19 @@ describe('fast path graph: forwarding', () => {
     }
   });
 
+  it('IPv6 transit fragments (Fragment header first) are forwarded as they are', () => {
+    for (const mo of [1, 0x100]) { // first (M set), last (offset 32)
+      const frag = [17, 0, mo >>> 8, mo & 255, 0x12, 0x34, 0x56, 0x78, ...udp(1000, 2000, [1, 2, 3, 4])];
+      const f = eth(PORT_MACS[0], PEER_MAC, 0x86dd, ipv6({ dst: '2001:db8:100::1', src: '2001:db8:1::9', nh: 44, payload: frag }));
+      W.one(0, f);
+      const out = onlySent(W, 1);
+      assert.strictEqual(hex(out.subarray(0, 6)), hex(mac(GW6)));
+      assert.strictEqual(out[21], 63);
+      for (let i = 12; i < f.length; i++) if (i !== 21) assert.strictEqual(out[i], f[i]);
+    }
+    assert.strictEqual(W.g.portStats(0).exceptions['ipv6-ext'], 0);
+  });
+
   it('marks used neighbours hit (hit flags for the hitflags daemon)', () => {
     W.r.takeNeighbourHits();
     W.run([{ port: 0, frame: udp4Frame(0, '192.168.1.1') }, { port: 0, frame: udp4Frame(0, '192.168.1.2') }, { port: 1, frame: udp4Frame(1, '10.0.1.5') }]);
@@ -243,7 +256,8 @@ describe('fast path graph: exceptions and drops', () => {
     ['ipv4-multicast', 0, () => udp4Frame(0, '239.1.2.3')],
     ['ipv4-multicast', 0, () => udp4Frame(0, '255.255.255.255')],
     ['ipv6-ext', 0, () => udp6Frame(0, '2001:db8:100::1', { nh: 0 })],
-    ['ipv6-ext', 0, () => udp6Frame(0, '2001:db8:100::1', { nh: 44 })],
+    ['ipv6-ext', 0, () => udp6Frame(0, '2001:db8:100::1', { nh: 44 }, 0)], // Fragment header, then hop-by-hop (0)
+    ['ipv6-ext', 0, () => udp6Frame(0, '2001:db8:1::fe', { nh: 44 }, 17 << 8)], // a fragment for this host: Linux reassembles
     ['ipv6-ext', 0, () => udp6Frame(0, '2001:db8:100::1', { nh: 43 })],
     ['ipv6-link-local', 0, () => udp6Frame(0, 'fe80::1')],
     ['ipv6-link-local', 0, () => udp6Frame(0, '2001:db8:100::1', { src: 'febf::1' })],

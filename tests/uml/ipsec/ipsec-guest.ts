@@ -217,8 +217,8 @@ async function runCase(g: UmlLfp, c: IpsecCase, i: number, outDir: string): Prom
     r.recvAB = ab;
     r.recvBA = ba;
     if (ab !== c.count || ba !== c.count) {
-      const nstat = (ns: Netns) => ns.exec('nstat', ['-az', 'UdpRcvbufErrors', 'Udp6RcvbufErrors', 'UdpInDatagrams', 'Udp6InDatagrams', 'UdpInErrors', 'Udp6InErrors']);
-      r.hostCounters = `A:\n${nstat(g.a)}\nB:\n${nstat(g.b)}\nlfp:\n${nstat(g.cp)}\npeer:\n${g.peer.ip('-s link show')}\n${espPeer.exec('cat', ['/proc/net/xfrm_stat'])}`;
+      const nstat = (ns: Netns) => ns.exec('nstat', ['-az', 'UdpRcvbufErrors', 'Udp6RcvbufErrors', 'UdpInDatagrams', 'Udp6InDatagrams', 'UdpInErrors', 'Udp6InErrors', 'IpReasmFails', 'IpReasmOKs', 'IpReasmTimeout', 'IpInDiscards', 'IpFragFails', 'IpFragCreates']);
+      r.hostCounters = `A:\n${nstat(g.a)}\nB:\n${nstat(g.b)}\nlfp:\n${nstat(g.cp)}\npeer:\n${nstat(g.peer)}\n${g.peer.ip('-s link show')}\n${espPeer.exec('cat', ['/proc/net/xfrm_stat'])}`;
     }
     await sleep(200);
     const s1 = g.env.stats();
