@@ -33,6 +33,8 @@ export function isMulticastNeighbour(n: Neighbour): boolean {
 }
 interface Buffered { proto: Proto; msg: NlMsg }
 
+const sameNh = (a: NextHop, b: NextHop): boolean => a.ifindex === b.ifindex && (a.gw ?? '') === (b.gw ?? '');
+
 class VrfState {
   rtnl?: RequestSocket;
   xfrm?: RequestSocket;
@@ -319,7 +321,6 @@ export class CacheManager {
     const o: AnyObject = { kind: 'route', obj: r };
     // (the previous route matters only for IPv6 multipath merging: no second key lookup for IPv4)
     const old = r.family === 6 ? this.cache.get(o)?.obj as Route | undefined : undefined;
-    const sameNh = (a: NextHop, b: NextHop) => a.ifindex === b.ifindex && (a.gw ?? '') === (b.gw ?? '');
     if (r.family === 6 && old && old.nexthops.length > 0) {
       // IPv6 multipath: a single next hop may be appended or deleted on its own.
       if (op === 'del' && r.nexthops.length > 0 && r.nexthops.length < old.nexthops.length) {

@@ -31,6 +31,7 @@ export class FpManager {
     this.server = new FpcServer(this.cfg.fpc, {
       onHello: (h: Hello) => this.onHello(h),
       onMessage: (env: Envelope) => this.onMessage(env),
+      onBatchEnd: () => this.flushCounts(),
     }, this.log);
     await this.server.start();
     this.beat();
@@ -39,6 +40,7 @@ export class FpManager {
 
   /** Heartbeat, and the FPC server's own counters (frames refused before they reach apply()). */
   private beat(): void {
+    this.flushCounts();
     this.writer.heartbeat();
     this.writer.setCounter('decodeErrors', this.server.counters.malformed);
     this.writer.setCounter('peerRejects', this.server.counters.refused);
@@ -53,8 +55,15 @@ export class FpManager {
     this.log.info(`peer ${h.role} ${h.instance}: expecting a full replay`);
   }
 
+  /** Messages handled since the last flush: the shared counter is updated once per ZeroMQ message. */
+  private messages = 0;
+
+  private flushCounts(): void {
+    if (this.messages) { this.count('messages', this.messages); this.messages = 0; }
+  }
+
   private onMessage(env: Envelope): { code: ReportCode; text?: string } {
-    this.count('messages');
+    this.messages++;
     try {
       return this.apply(env);
     } catch (e) {

@@ -48,6 +48,7 @@ interface Addon {
   nlOpen(protocol: number, opts?: NlOpenOptions): number;
   nlSend(fd: number, data: Uint8Array): void;
   nlRecv(fd: number, buf: Uint8Array, meta: Int32Array): number;
+  nlRecvMany(fd: number, buf: Uint8Array, meta: Int32Array, slot: number): number;
   nlWatch(fd: number, cb: () => void): void;
   nlUnwatch(fd: number): void;
   nlClose(fd: number): void;
@@ -113,6 +114,14 @@ export const nl: {
    */
   recv(fd: number, buf: Uint8Array, meta: Int32Array): number;
   /**
+   * Non-blocking receive of every queued datagram (up to meta.length / 3 of them) in one call: recvmmsg() of
+   * up to 64 datagrams at a time, each into a slot of `slot` bytes, then moved to lie back to back in buf
+   * (8-byte aligned). Record i: meta[3i] = offset in buf, meta[3i+1] = length, or -ENOBUFS (messages were
+   * dropped; the datagrams after it are fine) or -EMSGSIZE (a datagram larger than `slot` was consumed
+   * truncated), meta[3i+2] = nsid or -1. Returns the number of records, or -EAGAIN when nothing was queued.
+   */
+  recvMany(fd: number, buf: Uint8Array, meta: Int32Array, slot: number): number;
+  /**
    * Call cb on the Node main loop whenever fd is readable (or has a pending error such as ENOBUFS); cb drains with
    * recv() until -EAGAIN. Watching again replaces the callback. An exception thrown by cb is an uncaught exception.
    * A watched fd keeps the process alive until unwatch() or close().
@@ -131,6 +140,7 @@ export const nl: {
   open: (protocol, opts) => A().nlOpen(protocol, opts),
   send: (fd, data) => A().nlSend(fd, data),
   recv: (fd, buf, meta) => A().nlRecv(fd, buf, meta),
+  recvMany: (fd, buf, meta, slot) => A().nlRecvMany(fd, buf, meta, slot),
   watch: (fd, cb) => A().nlWatch(fd, cb),
   unwatch: (fd) => A().nlUnwatch(fd),
   close: (fd) => A().nlClose(fd),

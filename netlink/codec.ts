@@ -91,6 +91,14 @@ export interface ParseResult {
  * return value, defaults to buf.length). Never throws.
  */
 export function parseMessages(buf: Uint8Array, len: number = buf.length): ParseResult {
+  return parseMessagesAt(buf, 0, len);
+}
+
+/**
+ * parseMessages of the datagram of `len` bytes at `start` in buf (offsets in the messages and the
+ * error texts are relative to the datagram). Never throws.
+ */
+export function parseMessagesAt(buf: Uint8Array, start: number, len: number): ParseResult {
   const msgs: NlMsg[] = [];
   const errors: string[] = [];
   let b: Buffer;
@@ -99,7 +107,8 @@ export function parseMessages(buf: Uint8Array, len: number = buf.length): ParseR
   } catch (e) {
     return { msgs, errors: [`not a byte buffer: ${(e as Error).message}`] };
   }
-  const total = Math.max(0, Math.min(Number.isFinite(len) ? Math.floor(len) : 0, b.length));
+  start = Math.max(0, Math.min(Number.isFinite(start) ? Math.floor(start) : 0, b.length));
+  const total = Math.max(0, Math.min(Number.isFinite(len) ? Math.floor(len) : 0, b.length - start));
   let off = 0;
   while (off < total) {
     const left = total - off;
@@ -107,11 +116,12 @@ export function parseMessages(buf: Uint8Array, len: number = buf.length): ParseR
       errors.push(`truncated netlink header at offset ${off}: ${left} bytes left, need ${NLMSG_HDRLEN}`);
       break;
     }
-    const mlen = b.readUInt32LE(off);
-    const type = b.readUInt16LE(off + 4);
-    const flags = b.readUInt16LE(off + 6);
-    const seq = b.readUInt32LE(off + 8);
-    const pid = b.readUInt32LE(off + 12);
+    const at = start + off;
+    const mlen = b.readUInt32LE(at);
+    const type = b.readUInt16LE(at + 4);
+    const flags = b.readUInt16LE(at + 6);
+    const seq = b.readUInt32LE(at + 8);
+    const pid = b.readUInt32LE(at + 12);
     if (mlen < NLMSG_HDRLEN) {
       errors.push(`message type ${type} at offset ${off}: invalid nlmsg_len ${mlen} (< ${NLMSG_HDRLEN})`);
       break;
@@ -120,7 +130,7 @@ export function parseMessages(buf: Uint8Array, len: number = buf.length): ParseR
       errors.push(`message type ${type} at offset ${off}: nlmsg_len ${mlen} exceeds the ${left} bytes left (truncated datagram)`);
       break;
     }
-    msgs.push({ type, flags, seq, pid, payload: b.subarray(off + NLMSG_HDRLEN, off + mlen), offset: off, len: mlen });
+    msgs.push({ type, flags, seq, pid, payload: b.subarray(at + NLMSG_HDRLEN, at + mlen), offset: off, len: mlen });
     off += align4(mlen);
   }
   return { msgs, errors };

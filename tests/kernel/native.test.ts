@@ -328,6 +328,70 @@ describe('native addon (lfp_native, real kernel)', function () {
       close(fd);
     });
 
+    it('recvMany: a burst of 3000 events in few calls, in order, back to back, with their nsid', function () {
+      const a = newNs();
+      const b = newNs();
+      ip('-n', a, 'netns', 'set', b, '9');
+      const fd = open({ netns: `/run/netns/${a}`, groups: [RTNLGRP_IPV4_ROUTE], listenAllNsid: true, rcvbuf: 64 << 20 });
+      const lines: string[] = [];
+      for (let i = 0; i < 3000; i++) lines.push(`route add blackhole 10.${i >> 8}.${i & 255}.0/24`);
+      ipBatch(b, lines);
+      const buf = Buffer.alloc(1 << 20);
+      const meta = new Int32Array(3 * 1024);
+      const dsts: string[] = [];
+      let calls = 0;
+      for (;;) {
+        const k = nl.recvMany(fd, buf, meta, 16 << 10);
+        if (k === -EAGAIN) break;
+        calls++;
+        assert.ok(k > 0 && k <= 1024, `records ${k}`);
+        let prevEnd = 0;
+        for (let i = 0; i < k; i++) {
+          const [off, len, nsid] = [meta[3 * i], meta[3 * i + 1], meta[3 * i + 2]];
+          assert.ok(len > 0, `record ${i}: ${len}`);
+          assert.equal(off, prevEnd, 'datagrams lie back to back (8-byte aligned)');
+          prevEnd = off + ((len + 7) & ~7);
+          assert.equal(nsid, 9);
+          for (const m of parse(buf.subarray(off), len)) if (m.type === RTM_NEWROUTE) dsts.push(routeDst(m)!);
+        }
+      }
+      assert.equal(dsts.length, 3000);
+      for (let i = 0; i < 3000; i++) assert.equal(dsts[i], `10.${i >> 8}.${i & 255}.0/24`);
+      // 1 MiB / 16 KiB slots: at most 64 - 1 datagrams per call after the first ones settle; 1024 per call at most
+      assert.ok(calls >= 3 && calls < 3000, `${calls} calls`);
+      close(fd);
+    });
+
+    it('recvMany: a datagram larger than the slot is an -EMSGSIZE record; ENOBUFS is a record and reading goes on', async function () {
+      const ns = newNs();
+      const fd = open({ netns: `/run/netns/${ns}`, groups: [RTNLGRP_LINK, RTNLGRP_IPV4_ROUTE], rcvbuf: 4096 });
+      ip('-n', ns, 'link', 'add', 'u0', 'type', 'veth', 'peer', 'name', 'u1');
+      const buf = Buffer.alloc(4096);
+      const meta = new Int32Array(3 * 8);
+      let k = nl.recvMany(fd, buf, meta, 64);
+      assert.ok(k >= 1, `records ${k}`);
+      assert.equal(meta[1], -EMSGSIZE);
+      while (nl.recvMany(fd, buf, meta, 64) !== -EAGAIN) { /* drain */ }
+      const lines: string[] = [];
+      for (let i = 0; i < 2000; i++) lines.push(`route add blackhole 10.${i >> 8}.${i & 255}.0/24`);
+      ipBatch(ns, lines);
+      const big = Buffer.alloc(1 << 20);
+      const meta2 = new Int32Array(3 * 1024);
+      let enobufs = 0, datagrams = 0;
+      while ((k = nl.recvMany(fd, big, meta2, 16 << 10)) !== -EAGAIN) {
+        for (let i = 0; i < k; i++) if (meta2[3 * i + 1] === -ENOBUFS) enobufs++; else if (meta2[3 * i + 1] > 0) datagrams++;
+      }
+      assert.ok(enobufs >= 1, `expected ENOBUFS, got ${enobufs} (${datagrams} datagrams)`);
+      assert.ok(datagrams > 0 && datagrams < 2000, `${datagrams} datagrams`);
+      ip('-n', ns, 'route', 'add', 'blackhole', '10.250.0.0/24');
+      k = nl.recvMany(fd, big, meta2, 16 << 10);
+      assert.equal(k, 1);
+      assert.equal(routeDst(parse(big, meta2[1])[0]), '10.250.0.0/24');
+      assert.throws(() => nl.recvMany(fd, big, new Int32Array(2), 16), /meta/);
+      assert.throws(() => nl.recvMany(fd, Buffer.alloc(8), meta2, 16), /slot/);
+      close(fd);
+    });
+
     it('opens and closes 5000 sockets without leaking descriptors', function () {
       const count = (): number => fs.readdirSync('/proc/self/fd').length;
       const before = count();

@@ -8,7 +8,7 @@ import * as zmq from 'zeromq';
 import { Netns } from '../lib/netns';
 import { LfpEnv, waitUntil, sleep } from '../lib/lfp-env';
 import { kernelRoutes, lfpRoutes } from '../lib/normalize';
-import { decodeEnvelope, encodeEnvelope, encodeHello, encodeObject, MsgType, ReportCode, schema, SCHEMA_VERSION } from '../../fpc/codec';
+import { BatchWriter, decodeEnvelope, encodeEnvelope, encodeHello, encodeObject, forEachInBatch, isBatchFrame, MsgType, ReportCode, schema, SCHEMA_VERSION } from '../../fpc/codec';
 import { CacheManager } from '../../cache-manager/cmgrd';
 import { createLogger } from '../../lib/log';
 import { parseMessages, parseHex, NlMsg } from '../../netlink/codec';
@@ -87,6 +87,37 @@ describe('FPC robustness (fpmd facing a bad peer)', function () {
     cp.ip('route add 10.66.0.0/16 via 10.5.0.2');
     await waitUntil('route synced', 2000, () => env.list('route').some((x) => x.dst === '10.66.0.0'));
     assert.deepEqual(lfpRoutes(env.list('route', 0)), kernelRoutes(cp));
+  });
+
+  it('answers a Batch frame with a Batch of the replies in order; a broken Batch with the replies before the break, then RESYNC_REQUEST', async () => {
+    let r = await ask(encodeEnvelope(MsgType.HELLO, 30, encodeHello({ schemaVersion: SCHEMA_VERSION, role: 'test', instance: 'y', pid: 1, host: 'h' })));
+    assert.equal(r.report?.code, ReportCode.OK);
+    const good: Route = { vrf: 0, table: 254, family: 4, dst: '10.77.0.0', plen: 16, tos: 0, priority: 0, type: 'unicast', protocol: 4, scope: 0,
+      nexthops: [{ gw: '10.5.0.2', ifindex: 0, weight: 1, flags: 0 }] };
+    const bad: Route = { ...good, dst: '10.77.0.256' };
+    const askBatch = async (frame: Uint8Array) => {
+      await peer.send([frame]);
+      const [reply] = await peer.receive();
+      assert.ok(isBatchFrame(reply), 'a Batch is answered by a Batch');
+      const out: ReturnType<typeof decodeEnvelope>[] = [];
+      assert.equal(forEachInBatch(reply, (e) => out.push(decodeEnvelope(e))), null);
+      return out;
+    };
+    const bw = new BatchWriter();
+    bw.addObject(MsgType.ROUTE_ADD, 31, { kind: 'route', obj: good });
+    bw.addObject(MsgType.ROUTE_DEL, 32, { kind: 'route', obj: good });
+    bw.addObject(MsgType.ROUTE_ADD, 33, { kind: 'route', obj: bad });
+    let rs = await askBatch(bw.finish());
+    assert.deepEqual(rs.map((x) => [x.type, x.seq, x.report?.code]), [
+      [MsgType.ROUTE_ADD, 31, ReportCode.OK], [MsgType.ROUTE_DEL, 32, ReportCode.OK], [MsgType.ROUTE_ADD, 33, ReportCode.E_INVALID]]);
+    bw.add(MsgType.ROUTE_DEL, 34, encodeObject({ kind: 'route', obj: good }));
+    const broken = Buffer.concat([bw.finish(), Buffer.from([0x82, 0x01, 0x7f, 0x08, 0x10])]);
+    rs = await askBatch(broken);
+    assert.deepEqual(rs.map((x) => [x.type, x.seq, x.report?.code]), [
+      [MsgType.ROUTE_DEL, 34, ReportCode.OK], [MsgType.RESYNC_REQUEST, 0, ReportCode.E_MALFORMED]]);
+    assert.match(rs[1].report!.text, /runs past the end/);
+    assert.ok(env.alive('fpmd'));
+    assert.ok(!env.list('route').some((x) => x.dst === '10.77.0.0'), 'the added route was deleted again');
   });
 });
 

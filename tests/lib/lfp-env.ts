@@ -68,8 +68,9 @@ export class LfpEnv {
         await env.waitSynced(30000);
       }
     } catch (e) {
+      const logs = env.logs(); // before stop(), which removes the log directory
       env.stop();
-      throw new Error(`${(e as Error).message}\n--- logs ---\n${env.logs()}`);
+      throw new Error(`${(e as Error).message}\n--- logs ---\n${logs}`);
     }
     return env;
   }

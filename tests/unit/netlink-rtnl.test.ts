@@ -8,7 +8,7 @@ import { encodeAttr, MessageBuilder, NlMsg, parseHex, parseMessages } from '../.
 import * as C from '../../netlink/constants';
 import {
   decodeRtnl, dumpRequest, encodeAddress, encodeLink, encodeNeighbour, encodeRoute, encodeRule, getNsidByFd, neighUse,
-  RtnlResult,
+  RtnlResult, setRoute4FastPath,
 } from '../../netlink/rtnl';
 
 const FIX = path.resolve(__dirname, '../../../tests/fixtures/netlink');
@@ -456,5 +456,53 @@ describe('netlink rtnl: decode(encode(x)) round trips every object seen in the f
   it('delete op is kept', () => {
     const r = of(all, 'route')[0].obj;
     assert.equal((decodeRtnl(parseMessages(encodeRoute(r, 'del')).msgs[0], 3) as { op: string }).op, 'del');
+  });
+});
+
+describe('netlink rtnl: the IPv4 route fast path equals the general decoder', () => {
+  after(() => setRoute4FastPath(true));
+  const both = (msg: NlMsg): [RtnlResult, RtnlResult] => {
+    setRoute4FastPath(true);
+    const a = decodeRtnl(msg, 5);
+    setRoute4FastPath(false);
+    const b = decodeRtnl(msg, 5);
+    setRoute4FastPath(true);
+    return [a, b];
+  };
+  const routeMsgs = (): NlMsg[] => decodeFixture('routes').map((d) => d.msg)
+    .filter((m) => m.type === C.RTM_NEWROUTE || m.type === C.RTM_DELROUTE);
+
+  it('on every recorded route message', () => {
+    const ms = routeMsgs();
+    assert.ok(ms.length > 20);
+    for (const m of ms) { const [a, b] = both(m); assert.deepEqual(a, b); }
+  });
+
+  it('on built routes (gateway, device only, prefsrc, table > 255, metric, tos, blackhole) and on mutated bytes', () => {
+    const rs: Route[] = [
+      { vrf: 5, table: 254, family: 4, dst: '11.0.1.0', plen: 24, tos: 0, priority: 0, type: 'unicast', protocol: 3, scope: 0, nexthops: [{ gw: '10.0.0.2', ifindex: 2, weight: 1, flags: 0 }] },
+      { vrf: 5, table: 1000, family: 4, dst: '10.1.0.0', plen: 16, tos: 8, priority: 77, type: 'unicast', protocol: 4, scope: 253, prefsrc: '10.1.0.1', nexthops: [{ ifindex: 9, weight: 1, flags: 4 }] },
+      { vrf: 5, table: 254, family: 4, dst: '0.0.0.0', plen: 0, tos: 0, priority: 5, type: 'blackhole', protocol: 4, scope: 0, nexthops: [] },
+      { vrf: 5, table: 254, family: 4, dst: '192.0.2.128', plen: 25, tos: 0, priority: 0, type: 'unicast', protocol: 4, scope: 0, mtu: 1400, nexthops: [{ gw: '10.0.0.3', ifindex: 2, weight: 1, flags: 0 }] },
+    ];
+    let seed = 11;
+    const rnd = () => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed; };
+    for (const r of rs) {
+      const raw = encodeRoute(r, 'new', 1);
+      const m = parseMessages(raw).msgs[0];
+      const [a, b] = both(m);
+      assert.deepEqual(a, b);
+      assert.deepEqual(a, { kind: 'route', op: 'new', obj: r });
+      for (let i = 0; i < 400; i++) {
+        const x = Buffer.from(raw);
+        for (let k = 1 + (rnd() % 3); k > 0; k--) x[16 + (rnd() % (x.length - 16))] = rnd() & 255;
+        const cut = rnd() % 4 === 0 ? x.subarray(0, 16 + (rnd() % (x.length - 16))) : x;
+        cut.writeUInt32LE(cut.length, 0);
+        const mm = parseMessages(cut).msgs[0];
+        if (!mm) continue;
+        const [fa, fb] = both(mm);
+        assert.deepEqual(fa, fb, `mutation ${x.toString('hex')}`);
+      }
+    }
   });
 });

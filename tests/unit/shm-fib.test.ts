@@ -510,8 +510,11 @@ describe('shm FIB', () => {
       routes.push(route4(format4(p), plen, gws[rnd(32)], { protocol: 186, priority: 20 }));
     }
     const t0 = process.hrtime.bigint();
+    const c0 = process.cpuUsage();
     for (const x of routes) w.upsert({ kind: 'route', obj: x });
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    const cu = process.cpuUsage(c0);
+    const cpuMs = (cu.user + cu.system) / 1000; // (CPU time: the wall time depends on the other load of the machine)
     const t1 = process.hrtime.bigint();
     let unchanged = 0;
     for (let i = 0; i < 100_000; i++) if (!w.upsert({ kind: 'route', obj: routes[i] })) unchanged++;
@@ -526,7 +529,7 @@ describe('shm FIB', () => {
       + ` 10M lookup4: ${msLookup.toFixed(0)} ms; tbl8 groups ${h.tbl8.count}, next hops ${h.nexthop.count}`);
     assert.strictEqual(h.route.count, 1_000_000);
     assert.strictEqual(unchanged, 100_000);
-    assert.ok(ms < 10000, `${ms} ms`);
+    assert.ok(cpuMs < 10000, `${cpuMs} ms of CPU (${ms} ms)`);
     assert.ok(x >= 0);
 
     // Default route add / replace / delete in this 1M-route table: one word each (it used to rewrite
