@@ -7,7 +7,7 @@ PKTIO := native/pktio/build/Release/lfp_pktio.node
 CRYPTO := native/crypto/build/Release/lfp_crypto.node
 TS_SOURCES := $(shell find cache-manager fp-manager fastpath fpc shared-mem stats-daemon hitflags-daemon fptun-kmod cli lib native netlink tests -name '*.ts' -not -path '*/node_modules/*' 2>/dev/null)
 
-.PHONY: all deps build native ts test test-unit test-kernel demo bench bench-sync bench-fwd clean
+.PHONY: all deps build native ts test test-unit test-kernel demo bench bench-sync bench-fwd bench-ipsec clean
 
 all: build
 
@@ -45,13 +45,16 @@ test-kernel: build
 demo: build
 	bash scripts/demo.sh
 
-bench: bench-sync bench-fwd
+bench: bench-sync bench-fwd bench-ipsec
 
 bench-sync: build
 	node --max-old-space-size=8192 build/tests/bench/bench-sync.js
 
 bench-fwd: build
 	node --max-old-space-size=8192 build/tests/bench/bench-fwd.js
+
+bench-ipsec: build
+	node build/tests/bench/bench-ipsec.js
 
 clean:
 	rm -rf build native/build

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 # for benchmarks), iputils-ping, traceroute and tcpdump (demo, tests), strongSwan (charon, swanctl,
 # pki: IKEv2 tests inside user-mode Linux), tshark (independent ESP decryption check) and snmpd + snmp
 # (fpsd's AgentX export, tests/kernel/fpsd-snmp.test.ts).
-PKGS=(iproute2 ethtool iputils-ping kmod user-mode-linux g++ make python3 pkg-config libdpdk-dev dpdk-dev libssl-dev openssl tcpdump traceroute strongswan-charon strongswan-swanctl strongswan-pki libstrongswan-standard-plugins tshark snmpd snmp)
+PKGS=(iproute2 ethtool iputils-ping kmod user-mode-linux g++ make python3 pkg-config libdpdk-dev dpdk-dev libssl-dev openssl tcpdump traceroute strongswan-charon strongswan-swanctl strongswan-pki libstrongswan-standard-plugins tshark snmpd snmp libipsec-mb-dev)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

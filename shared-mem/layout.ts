@@ -384,7 +384,7 @@ export function hashEnd(h: number): number {
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
   h = Math.imul(h, 0xc2b2ae35);
-  return (h ^ (h >>> 16)) >>> 0;
+  return (h ^ (h >>> 16)) | 0; // int32: no heap number when >= 2^31 (callers mask it)
 }
 
 export const HSEED_LINK = 1, HSEED_NEIGH = 2, HSEED_POLICY = 3, HSEED_SA = 4, HSEED_FIB6 = 5;

@@ -16,7 +16,8 @@
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++14"],
       "conditions": [
         ["node_shared_openssl=='true'", { "libraries": ["-lcrypto"] }]
-      ]
+      ],
+      "libraries": ["-lIPSec_MB"]
     },
     {
       # Test tool (not loaded by Node): runs bursts of every algorithm with malloc/free interposed and fails if the
@@ -29,7 +30,7 @@
       "cflags_cc": ["-fexceptions", "-std=gnu++17"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++14"],
-      "libraries": ["-lcrypto"]
+      "libraries": ["-lcrypto", "-lIPSec_MB"]
     }
   ]
 }

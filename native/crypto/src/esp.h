@@ -20,6 +20,8 @@
 #endif
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#define NO_COMPAT_IMB_API_053
+#include <intel-ipsec-mb.h>
 
 namespace lfpcrypto {
 
@@ -115,6 +117,9 @@ class Sa {
   EVP_CIPHER_CTX* ivGen_ = nullptr;  // CBC: AES-128-CTR keystream under a random key = unpredictable IVs
   HmacKey hmac_;
   uint8_t ivBuf_[kIvChunk * 16];
+  // intel-ipsec-mb GCM key (expanded keys + GHASH table), 64-byte aligned
+  struct gcm_key_data* gkey_ = nullptr;
+  unsigned gKeyLen_ = 0;
 };
 
 }  // namespace lfpcrypto
