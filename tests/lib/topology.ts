@@ -20,7 +20,8 @@ export function buildTopology(kind: 'kernel' | 'dpdk' = 'kernel'): Topology {
     for (const l of ['pA', 'pB']) phy.ip(`link set ${l} up`);
     const port = (name: string, iface: string, i: number): PortSpec => kind === 'kernel'
       ? { name, kernel: iface, netns: phy.name }
-      : { name, dpdk: `net_af_packet${i},iface=${iface}`, netns: phy.name };
+      // framecnt 8192 (default 512): the ring rides out the fast path being descheduled on a loaded machine
+      : { name, dpdk: `net_af_packet${i},iface=${iface},framecnt=8192`, netns: phy.name };
     return {
       cp, phy, a, b,
       ports: [port('eth1', 'pA', 0), port('eth2', 'pB', 1)],
