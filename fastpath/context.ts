@@ -14,6 +14,11 @@ export const ETH_P_ARP = 0x0806;
 
 export class FpContext {
   readonly mem: Uint8Array;
+  /**
+   * The same memory as 16-bit words (host order; m16[k] = mem[2k .. 2k+1]) for the header at an
+   * even offset (checksums); an empty array when mem starts at an odd byte offset.
+   */
+  readonly mem16: Uint16Array;
   readonly io: PacketIo;
   readonly shm: ShmReader;
   readonly nports: number;
@@ -29,6 +34,9 @@ export class FpContext {
   readonly portIfindex: Uint32Array;
   readonly portMtu: Uint32Array;
   readonly portMac: Uint8Array; // 6 bytes per port
+  /** portMac as three 16-bit words per port, in host order (compared with mem16 words). */
+  readonly portMac16: Uint16Array;
+  private readonly portMac16U8: Uint8Array;
   readonly portName: string[];
   /** Link generation the port table was read at (-1: never). */
   private linkGen = -1;
@@ -40,6 +48,7 @@ export class FpContext {
     if (nports > 65536) throw new RangeError('at most 65536 ports');
     this.io = io;
     this.mem = io.mem;
+    this.mem16 = (io.mem.byteOffset & 1) === 0 ? new Uint16Array(io.mem.buffer, io.mem.byteOffset, io.mem.byteLength >>> 1) : new Uint16Array(0);
     this.shm = shm;
     this.nports = nports;
     this.counters = stats.counters;
@@ -49,6 +58,8 @@ export class FpContext {
     this.portIfindex = new Uint32Array(nports);
     this.portMtu = new Uint32Array(nports);
     this.portMac = new Uint8Array(nports * 6);
+    this.portMac16 = new Uint16Array(nports * 3);
+    this.portMac16U8 = new Uint8Array(this.portMac16.buffer);
     this.portName = new Array<string>(nports).fill('');
   }
 
@@ -81,6 +92,7 @@ export class FpContext {
       if (macLen !== 6) vrf[port] = -1; // not an Ethernet port: everything goes to Linux
     }
     this.portVrf.set(vrf);
+    this.portMac16U8.set(this.portMac);
     for (let p = 0; p < this.nports; p++) if (vrf[p] < 0) this.portName[p] = '';
     this.linkGen = busy ? -1 : gen; // busy: read again next vector
   }

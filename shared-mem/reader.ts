@@ -114,7 +114,14 @@ export class ShmReader {
     this.i32 = new Int32Array(sab, 0, layout.totalSize / 4);
     this.u8 = new Uint8Array(sab, 0, layout.totalSize);
     this.u64 = new BigUint64Array(sab, 0, HDR.WORDS / 2);
-    const b = {} as Record<RegionName, number>;
+    // An object literal with every region: a fast-properties object (built key by key from {}, its 22
+    // properties would turn it into a dictionary, and every this.base.X of the hot path into a slow
+    // LoadIC call).
+    const b: Record<RegionName, number> = {
+      header: 0, vrfs: 0, links: 0, linkHash: 0, addrs: 0, routes: 0, nexthops: 0, groups: 0, fib4Desc: 0,
+      tbl24: 0, tbl8: 0, fib4Sum: 0, fib6Desc: 0, fib6Hash: 0, rules: 0, ruleOrder: 0, neighs: 0, neighHash: 0, policies: 0,
+      policyHash: 0, sas: 0, saHash: 0,
+    };
     for (const r of Object.values(layout.regions)) b[r.name] = r.offset / 4;
     this.base = b;
     this.scratch = new Uint32Array(Math.max(SA_E.WORDS, POLICY_E.WORDS, GROUP_E.WORDS));

@@ -27,15 +27,18 @@
 //   lengths and the IPv4 checksum fixed; trailer next header = the original protocol. The packet
 //   keeps its route (rewrite node of its family, aux = its next hop, TTL - 1 there).
 // MTU (egress of the outer next hop, min of link and route MTU), checked before encryption:
-//   the ESP packet fits -> go on; otherwise an IPv4 inner packet with DF (and no NOPMTUDISC) or any
-//   IPv6 inner packet -> exception 'frag-needed' / 'too-big' with the original frame (Linux answers
-//   with its own PMTU: ICMP frag needed / packet too big). An IPv4 inner packet without DF:
+//   the ESP packet fits -> go on; otherwise an IPv4 inner packet with DF (and no NOPMTUDISC), or an
+//   IPv6 inner packet unless tunnel mode with after-encrypt (then its ESP packet, ours, is fragmented as
+//   below) -> exception 'frag-needed' / 'too-big' with the original frame (Linux answers with its own
+//   PMTU: ICMP frag needed / packet too big). An IPv4 inner packet without DF:
 //   fragMode 'before-encrypt' (tunnel mode): fragmented first (the ipv4-fragment node's code, into
-//   new buffers), each fragment encrypted on its own; 'after-encrypt' (and transport mode): the
+//   new buffers), each fragment encrypted on its own, in the packet's place (the packets before it are
+//   finished first: order and sequence numbers as received); 'after-encrypt' (and transport mode): the
 //   IPv4 ESP packet (DF clear) is fragmented by ipv4-rewrite -> ipv4-fragment; an IPv6 ESP packet
-//   by ipv6-fragment (its own instance, before ipv6-rewrite: each fragment is then rewritten), or
-//   without one, exception 'esp-too-big' (original frame to Linux).
-// Encryption: one encryptBurst per SA per vector (native/crypto); per-SA counters (stats file):
+//   by ipv6-fragment (its own instance, before ipv6-rewrite: each fragment is then rewritten; run per
+//   packet so that the fragments keep its place), or without one, exception 'esp-too-big' (original frame to Linux).
+// Encryption: one encryptBurst per SA per vector (before-encrypt: per run of packets between two
+// fragmented ones) (native/crypto); per-SA counters (stats file):
 // packets, bytes (encrypted payload), errors, oseq.
 // Room: up to 40 + 8 + 8 + 16 bytes of headroom before the frame (rx buffers have 128) and the
 // trailer + ICV within the buffer ('esp-no-room' otherwise).
@@ -193,7 +196,8 @@ export class EspEncryptNode extends GraphNode {
     const bufSize = ctx.io.bufSize;
     if (++this.epoch === 0x100000000) { this.epoch = 1; this.rStamp.fill(0); }
     this.adj.beginVector();
-    let nfrag = 0;
+    // b[start ..) is not finished yet (before-encrypt: the packets before a fragmented one are finished first)
+    let start = 0;
     const fq = this.fragmenter !== null ? this.fragmenter.input : null;
     // pass 1: policies, SA, outer route, MTU, room (nothing modified before every check passed)
     for (let i = 0; i < w.n; i++) {
@@ -265,8 +269,14 @@ export class EspEncryptNode extends GraphNode {
         const innerMax = mtu - (ohl + ulen + 8 + ivLen + icvLen + 2 + bs - 1);
         if (tunnel && this.fragMode === 'before-encrypt' && fq !== null && fam === 4 && innerMax >= 28) {
           b.sa[i] = -3; b.nh[i] = onh; b.espOff[i] = s; // espOff: the SA, for fragmentOut
+          // order kept (and sequence numbers in sending order): the packets before this one leave
+          // first, then its encrypted fragments, then the rest (fragments queued until the end of the
+          // vector would follow every packet that fits: reordering beyond a receiver's ipfrag_max_dist)
+          this.finish(b, start, i);
+          start = i + 1;
           vpush(fq, w.mbuf[i], off, w.len[i], port, (i | (innerMax << 16)) >>> 0);
-          nfrag++;
+          (this.fragmenter as Ipv4FragmentNode).run(); // -> fragmentOut -> this.frags
+          this.finish(this.frags);
           continue;
         }
         if (ips.saFam[s] === 6) {
@@ -283,9 +293,7 @@ export class EspEncryptNode extends GraphNode {
       b.encLen[i] = el;
       b.plLen[i] = pl;
     }
-    if (nfrag > 0) (this.fragmenter as Ipv4FragmentNode).run(); // -> fragmentOut -> this.frags
-    this.finish(b);
-    if (this.frags.v.n > 0) this.finish(this.frags);
+    this.finish(b, start, w.n);
   }
 
   /** A fragment of packet `idx` of the work batch (before-encrypt): laid out for its SA, queued in `frags`. */
@@ -305,12 +313,15 @@ export class EspEncryptNode extends GraphNode {
     f.encLen[j] = Math.ceil((tot + 2) / bs) * bs;
   }
 
-  /** Passes 2-4 over a batch whose pass 1 is done: build, encrypt (one burst per SA), hand over; empties it. */
-  private finish(b: Batch): void {
+  /**
+   * Passes 2-4 over packets [from, to) of a batch whose pass 1 is done: build, encrypt (one burst per SA),
+   * hand over in order; empties the batch when `to` is its end.
+   */
+  private finish(b: Batch, from = 0, to = b.v.n): void {
     const m = this.ctx.mem, ips = this.ipsec, w = b.v, cnt = ips.saCounters;
     let nsas = 0;
     // pass 2: build the packets
-    for (let i = 0; i < w.n; i++) {
+    for (let i = from; i < to; i++) {
       const s = b.sa[i];
       if (s < 0) continue;
       if (ips.saMode[s] === MODE_TUNNEL) this.buildTunnel(b, i, s, m);
@@ -323,7 +334,7 @@ export class EspEncryptNode extends GraphNode {
     for (let j = 0; j < nsas; j++) {
       const s = this.sas[j];
       let n = 0;
-      for (let i = 0; i < w.n; i++) {
+      for (let i = from; i < to; i++) {
         if (b.sa[i] !== s) continue;
         this.bOff[n] = b.espOff[i]; this.bLen[n] = b.encLen[i]; this.bLo[n] = b.seqLo[i]; this.bHi[n] = b.seqHi[i];
         n++;
@@ -336,7 +347,7 @@ export class EspEncryptNode extends GraphNode {
       }
       const cb = s * SA_STRIDE;
       const udp6 = ips.saEncap[s] === 1 && ips.saFam[s] === 6;
-      for (let i = 0; i < w.n; i++) {
+      for (let i = from; i < to; i++) {
         if (b.sa[i] !== s) continue;
         if (!ok) { b.sa[i] = -4; cnt[cb + SA_C_ERRORS]++; continue; }
         cnt[cb + SA_C_PACKETS]++;
@@ -346,27 +357,33 @@ export class EspEncryptNode extends GraphNode {
     }
     // pass 4: hand over (in order)
     const r4 = this.rewrite4, r6 = this.rewrite6, q4 = r4.input, q6 = r6.input;
-    const f6q = this.fragmenter6 !== null ? this.fragmenter6.input : q6; // (f6q only used when fragmenter6 is set)
-    let nf6 = 0;
-    for (let i = 0; i < w.n; i++) {
+    for (let i = from; i < to; i++) {
       const s = b.sa[i];
       if (s === -2) {
         const six = (m[w.off[i] + ETH_HLEN] >>> 4) === 6;
         if (six) { if (q6.n === VEC) r6.run(); vmove(q6, w, i, b.nh[i]); } else { if (q4.n === VEC) r4.run(); vmove(q4, w, i, b.nh[i]); }
       } else if (s >= 0) {
-        if (b.fmtu[i] !== 0) { nf6++; vmove(f6q, w, i, (i | (b.fmtu[i] << 16)) >>> 0); } // -> ipv6-fragment below
+        if (b.fmtu[i] !== 0) this.fragment6(b, i); // its fragments -> ipv6-rewrite, in its place
         else if (ips.saFam[s] === 6) { if (q6.n === VEC) r6.run(); vmove(q6, w, i, b.nh[i]); } else { if (q4.n === VEC) r4.run(); vmove(q4, w, i, b.nh[i]); }
       } else if (s === -4) {
         this.drop.add(w, i, D_CRYPTO);
       }
       // -1: already handed over; -3: fragmented (the original was freed by the fragmenter)
     }
-    if (nf6 > 0) {
-      this.f6batch = b;
-      (this.fragmenter6 as Ipv6FragmentNode).run(); // -> fragment6Out -> ipv6-rewrite
-      this.f6batch = null;
-    }
-    w.n = 0;
+    if (to === w.n) w.n = 0;
+  }
+
+  /**
+   * IPv6 ESP packet i of b, longer than the MTU (b.fmtu[i]): cut by ipv6-fragment at once, so that its
+   * fragments reach ipv6-rewrite in the packet's place (queued until the end of the batch, they would
+   * leave after every packet of the batch that fits).
+   */
+  private fragment6(b: Batch, i: number): void {
+    const fr = this.fragmenter6 as Ipv6FragmentNode;
+    vmove(fr.input, b.v, i, (i | (b.fmtu[i] << 16)) >>> 0);
+    this.f6batch = b;
+    fr.run(); // -> fragment6Out -> ipv6-rewrite
+    this.f6batch = null;
   }
 
   /** A fragment of the IPv6 ESP packet at index `idx` of the batch being finished: to ipv6-rewrite (its next hop). */

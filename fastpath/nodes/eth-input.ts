@@ -41,26 +41,38 @@ export class EthInputNode {
   /** Classifies v[0 .. v.n) into the next nodes' vectors (v itself is left as is). */
   process(v: Vector): void {
     const ctx = this.ctx, m = ctx.mem, c = ctx.counters, mac = ctx.portMac, vrfOf = ctx.portVrf, nports = ctx.nports;
+    const m16 = ctx.mem16, m16End = m16.length * 2, mac16 = ctx.portMac16;
     const exc = this.exception, drop = this.drop;
     const v4 = this.ipv4.input, v6 = this.ipv6.input;
     let nbad = 0;
+    // rx counters summed over runs of packets of one port (a vector is mostly one port's burst)
+    let cport = -1, cpkts = 0, cbytes = 0;
     for (let i = 0; i < v.n; i++) {
       const port = v.port[i], len = v.len[i], o = v.off[i];
       if (port >= nports) { this.badPort[nbad++] = v.mbuf[i]; ctx.badPort(); continue; }
-      const base = port * PORT_STRIDE;
-      c[base + C_RX_PACKETS]++;
-      c[base + C_RX_BYTES] += len;
+      if (port !== cport) {
+        if (cport >= 0) { c[cport * PORT_STRIDE + C_RX_PACKETS] += cpkts; c[cport * PORT_STRIDE + C_RX_BYTES] += cbytes; }
+        cport = port; cpkts = 0; cbytes = 0;
+      }
+      cpkts++;
+      cbytes += len;
       if (len < ETH_HLEN) { drop.add(v, i, D_RUNT); continue; }
       if (vrfOf[port] < 0) { exc.add(v, i, X_PORT_UNKNOWN); continue; }
-      const p = port * 6;
-      // A frame from our own MAC is one we sent, coming back (an AF_PACKET port also sees its own tx;
-      // a loop): handing it to Linux would look like a duplicate address.
-      if (m[o + 6] === mac[p] && m[o + 7] === mac[p + 1] && m[o + 8] === mac[p + 2] && m[o + 9] === mac[p + 3] &&
-        m[o + 10] === mac[p + 4] && m[o + 11] === mac[p + 5]) { drop.add(v, i, D_OWN_MAC); continue; }
       const group = (m[o] & 1) !== 0;
-      if (!group) {
-        if (m[o] !== mac[p] || m[o + 1] !== mac[p + 1] || m[o + 2] !== mac[p + 2] || m[o + 3] !== mac[p + 3] ||
-          m[o + 4] !== mac[p + 4] || m[o + 5] !== mac[p + 5]) { drop.add(v, i, D_NOT_FOR_US); continue; }
+      if ((o & 1) === 0 && o + ETH_HLEN <= m16End) { // 16-bit words (half the loads)
+        const w = o >>> 1, q = port * 3;
+        if (m16[w + 3] === mac16[q] && m16[w + 4] === mac16[q + 1] && m16[w + 5] === mac16[q + 2]) { drop.add(v, i, D_OWN_MAC); continue; }
+        if (!group && (m16[w] !== mac16[q] || m16[w + 1] !== mac16[q + 1] || m16[w + 2] !== mac16[q + 2])) { drop.add(v, i, D_NOT_FOR_US); continue; }
+      } else {
+        const p = port * 6;
+        // A frame from our own MAC is one we sent, coming back (an AF_PACKET port also sees its own tx;
+        // a loop): handing it to Linux would look like a duplicate address.
+        if (m[o + 6] === mac[p] && m[o + 7] === mac[p + 1] && m[o + 8] === mac[p + 2] && m[o + 9] === mac[p + 3] &&
+          m[o + 10] === mac[p + 4] && m[o + 11] === mac[p + 5]) { drop.add(v, i, D_OWN_MAC); continue; }
+        if (!group) {
+          if (m[o] !== mac[p] || m[o + 1] !== mac[p + 1] || m[o + 2] !== mac[p + 2] || m[o + 3] !== mac[p + 3] ||
+            m[o + 4] !== mac[p + 4] || m[o + 5] !== mac[p + 5]) { drop.add(v, i, D_NOT_FOR_US); continue; }
+        }
       }
       const et = (m[o + 12] << 8) | m[o + 13];
       if (et === ETH_P_IP) {
@@ -80,6 +92,7 @@ export class EthInputNode {
       else if (et === 0x8100 || et === 0x88a8 || et === 0x9100) exc.add(v, i, X_VLAN);
       else exc.add(v, i, X_UNSUPPORTED_L2);
     }
+    if (cport >= 0) { c[cport * PORT_STRIDE + C_RX_PACKETS] += cpkts; c[cport * PORT_STRIDE + C_RX_BYTES] += cbytes; }
     if (nbad > 0) ctx.io.free(this.badPort, nbad);
   }
 }

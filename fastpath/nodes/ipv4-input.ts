@@ -16,7 +16,7 @@
 // AUX_DECRYPTED mark too.
 
 import { dropReason, exceptionReason } from '../../shared-mem/stats';
-import { ipv4ChecksumOk } from '../checksum';
+import { ipv4ChecksumOk, ipv4ChecksumOk16 } from '../checksum';
 import { ETH_HLEN } from '../context';
 import { GraphNode } from '../graph-node';
 import { VEC, vmove } from '../vector';
@@ -42,7 +42,7 @@ export class Ipv4InputNode extends GraphNode {
   drop!: DropNode;
 
   run(): void {
-    const v = this.input, m = this.ctx.mem, exc = this.exception, drop = this.drop;
+    const v = this.input, m = this.ctx.mem, m16 = this.ctx.mem16, exc = this.exception, drop = this.drop;
     const out = this.lookup.input;
     for (let i = 0; i < v.n; i++) {
       const o = v.off[i] + ETH_HLEN, l3 = v.len[i] - ETH_HLEN;
@@ -53,7 +53,7 @@ export class Ipv4InputNode extends GraphNode {
       if (hl < 20) { drop.add(v, i, D_BAD_IHL); continue; }
       const tot = (m[o + 2] << 8) | m[o + 3];
       if (tot < hl || tot > l3) { drop.add(v, i, D_BAD_LENGTH); continue; }
-      if (!ipv4ChecksumOk(m, o, hl)) { drop.add(v, i, D_CHECKSUM); continue; }
+      if (!((o & 1) === 0 && o + hl <= m16.length * 2 ? ipv4ChecksumOk16(m16, o >>> 1, hl) : ipv4ChecksumOk(m, o, hl))) { drop.add(v, i, D_CHECKSUM); continue; }
       const s0 = m[o + 12], d0 = m[o + 16];
       if (d0 >= 224) {
         if (d0 < 240 || (d0 & m[o + 17] & m[o + 18] & m[o + 19]) === 255) { exc.add(v, i, X_MULTICAST); continue; }

@@ -55,36 +55,38 @@ export class Ipv4LookupNode extends GraphNode {
 
   run(): void {
     const v = this.input, ctx = this.ctx, m = ctx.mem, shm = ctx.shm, fib = this.fib, exc = this.exception, drop = this.drop;
-    const out = this.rewrite.input;
+    const out = this.rewrite.input, portVrf = ctx.portVrf, esp = this.espEncrypt;
     fib.beginVector();
     // Touch every packet's FIB words first: their cache / TLB misses overlap (fib.ts touch4).
-    if (this.touchPass) for (let i = 0; i < v.n; i++) fib.touch4(ctx.portVrf[v.port[i]], rd32(m, v.off[i] + ETH_HLEN + 16));
+    if (this.touchPass) fib.touchVector4(v, m, portVrf);
+    let lastVrf = -2, flow = false; // needsFlow of the VRF of the previous packet (vectors mostly hold one port)
     for (let i = 0; i < v.n; i++) {
       const o = v.off[i] + ETH_HLEN, port = v.port[i];
-      const vrf = ctx.portVrf[port];
+      const vrf = portVrf[port];
+      if (vrf !== lastVrf) { lastVrf = vrf; flow = fib.needsFlow(vrf, 4); }
       const dst = rd32(m, o + 16);
       const proto = m[o + 9];
-      const hl = (m[o] & 15) << 2;
-      const frag = (v.aux[i] & AUX_FRAGMENT) !== 0;
-      // no ports for fragments (even the first one), as Linux: one flow key for all the pieces
-      const ports = !frag && hasPorts(proto) && ((m[o + 2] << 8) | m[o + 3]) >= hl + 4 ? rd32(m, o + hl) : 0;
-      if (fib.needsFlow(vrf, 4)) {
+      const frag = (v.aux[i] & AUX_FRAGMENT) !== 0; // a fragment: no ports (as Linux)
+      if (flow) {
         fib.flow4.src = rd32(m, o + 12);
-        fib.setFlow(4, m[o + 1], proto, ports, ctx.portName[port]);
+        fib.setFlow(4, m[o + 1], proto, frag ? 0 : this.ports(m, o, proto), ctx.portName[port]);
       }
       const res = fib.resolve4(vrf, dst);
-      const esp = this.espEncrypt;
-      if (frag && res === FOUND && fib.type === RTN_LOCAL) { // for this box: ESP -> reassembly (IPsec), else Linux reassembles
+      if (frag && res === FOUND && fib.type === RTN_LOCAL) { // for this box: ESP -> reassembly (IPsec), else Linux
         const rs = this.reassembly;
         if (rs === null || proto !== 50 || esp === null) { exc.add(v, i, X_FRAGMENT); continue; }
-        if (rs.input.n === VEC) rs.run();
-        vmove(rs.input, v, i, hl);
+        // reassembled at once: a completed ESP packet joins esp-decrypt's queue at the place of its last
+        // fragment, not after the vector's whole ESP packets (order matters: Linux's ipfrag_max_dist at the
+        // receiver of inner fragments, replay windows)
+        vmove(rs.input, v, i, (m[o] & 15) << 2);
+        rs.run();
         continue;
       }
-      // a transit fragment goes on like any packet (forwarded as it is; ipv4-fragment splits it again if needed)
-      if (esp !== null && res === FOUND && fib.type === RTN_LOCAL) {
+      // a transit fragment goes on like any packet (forwarded as it is)
+      if (esp !== null && !frag && res === FOUND && fib.type === RTN_LOCAL) {
+        const hl = (m[o] & 15) << 2;
         if (proto === 50) { (this.espDecrypt as EspDecryptNode).add(v, i, hl); continue; }
-        if (proto === 17 && (this.encapPort as Uint8Array)[ports & 0xffff] === 1) {
+        if (proto === 17 && (this.encapPort as Uint8Array)[this.ports(m, o, proto) & 0xffff] === 1) {
           // ESP in UDP when the payload starts with a non-zero word (RFC 3948 §2.2); keepalive / IKE -> Linux
           const u = o + hl + 8, plen = ((m[o + 2] << 8) | m[o + 3]) - hl - 8;
           if (plen >= 4 && (m[u] | m[u + 1] | m[u + 2] | m[u + 3]) !== 0) { (this.espDecrypt as EspDecryptNode).add(v, i, hl + 8); continue; }
@@ -92,12 +94,18 @@ export class Ipv4LookupNode extends GraphNode {
       }
       if (!acceptRoute(fib, res, v, i, exc, drop)) continue;
       const val = fib.value; // int32
-      const nh = (val >>> 30) === FIB_GROUP ? shm.groupSelect(val & FIB_INDEX_MASK, flowHash4(rd32(m, o + 12), dst, proto, ports)) : val & FIB_INDEX_MASK;
+      const nh = (val >>> 30) === FIB_GROUP ? shm.groupSelect(val & FIB_INDEX_MASK, flowHash4(rd32(m, o + 12), dst, proto, frag ? 0 : this.ports(m, o, proto))) : val & FIB_INDEX_MASK;
       if (nh < 0) { exc.add(v, i, X_SHM_BUSY); continue; }
-      if (esp !== null && esp.spdActive(4)) { esp.add(v, i, nh | (v.aux[i] & (AUX_DECRYPTED | AUX_FRAGMENT))); continue; }
+      if (esp !== null && esp.spdActive(4)) { esp.add(v, i, nh | (v.aux[i] & AUX_DECRYPTED)); continue; }
       if (out.n === VEC) this.rewrite.run();
       vmove(out, v, i, nh);
     }
     v.n = 0;
+  }
+
+  /** The first 4 bytes after the IPv4 header at m[o..] (TCP/UDP/SCTP/UDP-Lite ports) when present, else 0. */
+  private ports(m: Uint8Array, o: number, proto: number): number {
+    const hl = (m[o] & 15) << 2;
+    return hasPorts(proto) && ((m[o + 2] << 8) | m[o + 3]) >= hl + 4 ? rd32(m, o + hl) : 0;
   }
 }

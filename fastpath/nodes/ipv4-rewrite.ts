@@ -9,11 +9,11 @@
 //   Then: dst MAC = neighbour lladdr, src MAC = egress port MAC, TTL - 1 with an incremental
 //   checksum update (RFC 1624), Ethernet padding trimmed; 'forwarded' counted on the input port.
 //   Output: port-tx (aux = egress port), or ipv4-fragment (aux = egress | mtu << 16) when longer
-//   than the MTU without DF.
+//   than the MTU without DF, run at once so that the fragments leave in the packet's place (order kept).
 // Neighbours used are marked hit (markNeighbourHit), about once per vector each (fastpath/adjacency.ts).
 
 import { C_FORWARDED, PORT_STRIDE, exceptionReason } from '../../shared-mem/stats';
-import type { Adjacency } from '../adjacency';
+import { GW_V4, GW_V6, type Adjacency } from '../adjacency';
 import { csumUpdate16 } from '../checksum';
 import { ETH_HLEN, type FpContext } from '../context';
 import { GraphNode } from '../graph-node';
@@ -23,6 +23,7 @@ import type { Ipv4FragmentNode } from './ipv4-fragment';
 import type { PortTxNode } from './port-tx';
 
 const X_FRAG_NEEDED = exceptionReason('frag-needed');
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 export class Ipv4RewriteNode extends GraphNode {
   readonly name = 'ipv4-rewrite';
@@ -40,11 +41,30 @@ export class Ipv4RewriteNode extends GraphNode {
     const v = this.input, ctx = this.ctx, m = ctx.mem, c = ctx.counters, adj = this.adj, exc = this.exception;
     const nhResult = adj.nhResult, nhMtu = adj.nhMtu;
     adj.beginVector();
+    // The previous packet's answer when it had the same next hop with a gateway (the neighbour then
+    // does not depend on the packet): consecutive packets mostly share their next hop.
+    // w0..w5: its Ethernet addresses as 16-bit words in host order (little-endian hosts: written with
+    // 6 stores through mem16 when the frame starts at an even offset).
+    const m16 = ctx.mem16, m16End = m16.length * 2, nbMac = adj.nbMac, srcMac = adj.nhSrcMac;
+    let lastNh = -1, lastT = 0, lastS = 0, w0 = 0, w1 = 0, w2 = 0, w3 = 0, w4 = 0, w5 = 0;
+    let fport = -1, fwd = 0; // 'forwarded' summed over runs of packets of one input port
     for (let i = 0; i < v.n; i++) {
-      const off = v.off[i], o = off + ETH_HLEN;
-      const t = adj.resolve(v.aux[i], 4, m, o);
+      const off = v.off[i], o = off + ETH_HLEN, nh = v.aux[i];
+      let t: number, s: number;
+      if (nh === lastNh) { t = lastT; s = lastS; }
+      else {
+        t = adj.resolve(nh, 4, m, o);
+        s = adj.nhSlot;
+        const gk = adj.nhGwKind[s];
+        lastNh = adj.nhResult[s] >= 0 && (gk === GW_V4 || gk === GW_V6) ? nh : -1;
+        lastT = t; lastS = s;
+        if (t >= 0) {
+          const d = t * 6, q = s * 6;
+          w0 = nbMac[d] | (nbMac[d + 1] << 8); w1 = nbMac[d + 2] | (nbMac[d + 3] << 8); w2 = nbMac[d + 4] | (nbMac[d + 5] << 8);
+          w3 = srcMac[q] | (srcMac[q + 1] << 8); w4 = srcMac[q + 2] | (srcMac[q + 3] << 8); w5 = srcMac[q + 4] | (srcMac[q + 5] << 8);
+        }
+      }
       if (t < 0) { exc.add(v, i, -1 - t); continue; }
-      const s = adj.nhSlot;
       const tot = (m[o + 2] << 8) | m[o + 3];
       const mtu = nhMtu[s];
       const frag = tot > mtu;
@@ -56,15 +76,24 @@ export class Ipv4RewriteNode extends GraphNode {
       const hc = csumUpdate16((m[o + 10] << 8) | m[o + 11], old, old - 0x100);
       m[o + 10] = hc >>> 8;
       m[o + 11] = hc & 255;
-      adj.writeMacs(m, off, s, t);
+      if (LITTLE_ENDIAN && (off & 1) === 0 && off + 12 <= m16End) {
+        const w = off >>> 1;
+        m16[w] = w0; m16[w + 1] = w1; m16[w + 2] = w2; m16[w + 3] = w3; m16[w + 4] = w4; m16[w + 5] = w5;
+      } else adj.writeMacs(m, off, s, t);
       const len = ETH_HLEN + tot, port = v.port[i], egress = nhResult[s];
-      c[port * PORT_STRIDE + C_FORWARDED]++;
+      if (port !== fport) { if (fport >= 0) c[fport * PORT_STRIDE + C_FORWARDED] += fwd; fport = port; fwd = 0; }
+      fwd++;
       if (frag) {
         const fq = this.fragment.input;
         if (fq.n === VEC) this.fragment.run();
         vpush(fq, v.mbuf[i], off, len, port, (egress | (mtu << 16)) >>> 0);
+        // cut at once: the fragments take the packet's place in port-tx. Queued until the end of the
+        // vector, they would leave after every packet of the vector that fits (reordering: a receiver
+        // drops a datagram whose fragments are > 64 fragments apart, Linux's ipfrag_max_dist).
+        this.fragment.run();
       } else this.tx.add(v.mbuf[i], off, len, port, egress);
     }
+    if (fport >= 0) c[fport * PORT_STRIDE + C_FORWARDED] += fwd;
     v.n = 0;
   }
 }

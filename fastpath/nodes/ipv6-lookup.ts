@@ -67,8 +67,8 @@ export class Ipv6LookupNode extends GraphNode {
       if (frag && res === FOUND && fib.type === RTN_LOCAL) { // for this box: ESP -> reassembly (IPsec), else Linux
         const rs = this.reassembly;
         if (rs === null || nxt !== 50 || esp === null) { exc.add(v, i, X_EXT); continue; }
-        if (rs.input.n === VEC) rs.run();
         vmove(rs.input, v, i, 40);
+        rs.run(); // at once: the completed ESP packet keeps its place in esp-decrypt's queue (see ipv4-lookup)
         continue;
       }
       // a transit fragment goes on like any packet (forwarded as it is)

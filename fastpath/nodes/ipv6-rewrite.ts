@@ -5,7 +5,7 @@
 // checksum in IPv6), padding trimmed, 'forwarded' counted. Output: port-tx (aux = egress port).
 
 import { C_FORWARDED, PORT_STRIDE, exceptionReason } from '../../shared-mem/stats';
-import type { Adjacency } from '../adjacency';
+import { GW_NONE, type Adjacency } from '../adjacency';
 import { ETH_HLEN, type FpContext } from '../context';
 import { GraphNode } from '../graph-node';
 import type { ExceptionNode } from './exception';
@@ -28,11 +28,20 @@ export class Ipv6RewriteNode extends GraphNode {
     const v = this.input, ctx = this.ctx, m = ctx.mem, c = ctx.counters, adj = this.adj, exc = this.exception;
     const nhResult = adj.nhResult, nhMtu = adj.nhMtu;
     adj.beginVector();
+    // The previous packet's answer when it had the same next hop with a gateway (any gateway kind:
+    // for IPv6 an empty one counts as ::), as in ipv4-rewrite.
+    let lastNh = -1, lastT = 0, lastS = 0;
     for (let i = 0; i < v.n; i++) {
-      const off = v.off[i], o = off + ETH_HLEN;
-      const t = adj.resolve(v.aux[i], 6, m, o);
+      const off = v.off[i], o = off + ETH_HLEN, nh = v.aux[i];
+      let t: number, s: number;
+      if (nh === lastNh) { t = lastT; s = lastS; }
+      else {
+        t = adj.resolve(nh, 6, m, o);
+        s = adj.nhSlot;
+        lastNh = nhResult[s] >= 0 && adj.nhGwKind[s] !== GW_NONE ? nh : -1;
+        lastT = t; lastS = s;
+      }
       if (t < 0) { exc.add(v, i, -1 - t); continue; }
-      const s = adj.nhSlot;
       const tot = 40 + ((m[o + 4] << 8) | m[o + 5]);
       if (tot > nhMtu[s]) { exc.add(v, i, X_TOO_BIG); continue; }
       // --- from here on the packet is modified ---

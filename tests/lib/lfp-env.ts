@@ -93,6 +93,12 @@ export class LfpEnv {
     return new Promise((r) => { c.once('exit', () => r()); c.kill(signal); });
   }
 
+  /** Process id of a running daemon, or null. */
+  pid(name: Daemon): number | null {
+    const c = this.procs.get(name);
+    return c && c.exitCode === null && c.signalCode === null ? c.pid ?? null : null;
+  }
+
   alive(name: Daemon): boolean {
     const c = this.procs.get(name);
     return !!c && c.exitCode === null && c.signalCode === null;

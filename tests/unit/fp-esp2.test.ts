@@ -741,6 +741,21 @@ if (typeof describe === 'function') describe('fast path IPsec ESP, part 2 (issue
       return out;
     }
 
+    it('reassembled ESP keeps its place among the whole ESP packets of the vector (order, sequence numbers)', () => {
+      // 40 datagrams: odd ones are big ESP packets that come as two fragments, even ones whole; one vector
+      const frames: Uint8Array[] = [];
+      for (let k = 1; k <= 40; k++) {
+        const inner = ipv4({ src: '10.99.7.7', dst: '10.0.1.5', payload: udp(1, 2, Array.from({ length: k % 2 ? 1300 : 20 }, () => k)) });
+        const esp = ipv4({ src: PEER, dst: LOCAL, proto: 50, id: 0x100 + k, payload: espSeal(GCM_B, 0x2001, k, inner, 4) });
+        for (const ip of k % 2 ? frag4(esp, 800) : [esp]) frames.push(eth(PORT_MACS[1], PEER_MAC, 0x0800, ip));
+      }
+      X.run(frames.map((frame) => ({ port: 1, frame })));
+      const order = X.io.sent[0].map((g) => g[14 + 28]); // first payload byte = k
+      assert.deepStrictEqual(order, Array.from({ length: 40 }, (_, j) => j + 1));
+      assert.deepStrictEqual(drops(X, 1), {});
+      X.io.clearCaptured();
+    });
+
     it('IPv4 and IPv6 outer: fragments to this box are reassembled, decrypted and forwarded; transit ESP fragments forwarded as they are', () => {
       const inner4 = ipv4({ src: '10.99.7.7', dst: '10.0.1.5', ttl: 30, payload: udp(1, 2, Array.from({ length: 1300 }, (_, j) => j & 255)) });
       const esp4 = ipv4({ src: PEER, dst: LOCAL, proto: 50, id: 0x4242, payload: espSeal(GCM_B, 0x2001, 1, inner4, 4) });

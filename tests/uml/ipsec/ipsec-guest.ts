@@ -31,6 +31,12 @@ export interface IpsecCase {
   wanMtu?: number;
   /** Extra pings A → B with this payload size and DF clear (fragmentation cases), count 10. */
   bigPing?: number;
+  /**
+   * Stall the fast path (SIGSTOP) for this many ms every 700 ms during the flows, so that it then takes
+   * full vectors: catches order bugs inside a vector (fragments of one datagram sent a vector apart are
+   * discarded by Linux's ipfrag_max_dist, 64; ESP sequence numbers out of order hit replay windows).
+   */
+  stallMs?: number;
 }
 
 export interface SaKeys { src: string; dst: string; spi: number; alg: 'gcm' | 'cbc'; encKey: string; authKey?: string }
@@ -206,10 +212,24 @@ async function runCase(g: UmlLfp, c: IpsecCase, i: number, outDir: string): Prom
       clear = tcpdump(g.a, 'a0', path.join(outDir, r.clearPcap), 50, `udp dst port 5001 and src host ${v6 ? ADDR.a6 : ADDR.a4}`);
       await Promise.all([esp.ready, clear.ready]);
     }
-    const [ab, ba] = await Promise.all([
-      g.udpFlow(g.a, g.b, dstB, c.count, c.pps, { port: 5001, size: c.size }),
-      g.udpFlow(g.b, revTo, revDst, c.count, c.pps, { port: 5002, size: c.size }),
-    ]);
+    const fpPid = g.env.pid('fp');
+    let stall: NodeJS.Timeout | null = null;
+    if (c.stallMs && fpPid !== null) {
+      stall = setInterval(() => {
+        try { process.kill(fpPid, 'SIGSTOP'); } catch { return; }
+        setTimeout(() => { try { process.kill(fpPid, 'SIGCONT'); } catch { /* gone */ } }, c.stallMs);
+      }, 700);
+    }
+    let ab: number, ba: number;
+    try {
+      [ab, ba] = await Promise.all([
+        g.udpFlow(g.a, g.b, dstB, c.count, c.pps, { port: 5001, size: c.size }),
+        g.udpFlow(g.b, revTo, revDst, c.count, c.pps, { port: 5002, size: c.size }),
+      ]);
+    } finally {
+      if (stall) clearInterval(stall);
+      if (fpPid !== null) { try { process.kill(fpPid, 'SIGCONT'); } catch { /* gone */ } }
+    }
     if (esp && clear) {
       await Promise.all([endCapture(esp, 1000), endCapture(clear, 1000)]);
       r.captureLog = `esp: ${esp.stderr.join('')}\nclear: ${clear.stderr.join('')}`;
