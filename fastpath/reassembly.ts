@@ -74,6 +74,8 @@ export interface ReassemblyOptions {
 
 // add() results
 export const ADD_OK = 0, ADD_COMPLETE = 1, ADD_DUP = 2, ADD_OVERLAP = 3, ADD_TOO_MANY = 4, ADD_MALFORMED = 5;
+/** ReassemblyTable.admit() results besides a context index. */
+export const ADMIT_DUP = -1, ADMIT_DROP = -2;
 
 /** Context states (table.state). */
 export const FREE = 0, LIVE = 1, DEAD = 2;
@@ -266,6 +268,44 @@ export class ReassemblyTable {
     this.used++;
     return c;
   }
+
+  /**
+   * One fragment of the datagram whose key is in `k` (filled by the node), payload range
+   * [start, start + len), `last` = no MF/M flag: finds or creates its context and records the range.
+   * Returns the context (>= 0: the caller copies the payload to bufOff + payloadAt + start; `complete`
+   * tells whether this was the missing piece), ADMIT_DUP (an exact duplicate: free it, not a drop) or
+   * ADMIT_DROP (drop it, counted under `dropWhy`; the datagram is discarded where that is the rule).
+   */
+  admit(port: number, start: number, len: number, last: boolean): number {
+    const h = this.hash();
+    let c = this.find(h);
+    if (c >= 0 && this.state[c] !== LIVE) { this.dropWhy = this.deadReason[c]; return ADMIT_DROP; }
+    if (start + len > this.maxPayload) {
+      if (c >= 0) this.discard(c, D_REASM_TOO_BIG);
+      else this.create(h, port, true, D_REASM_TOO_BIG);
+      this.dropWhy = D_REASM_TOO_BIG;
+      return ADMIT_DROP;
+    }
+    if (c < 0) {
+      c = this.create(h, port, false, 0);
+      if (c < 0) { this.dropWhy = D_NO_MBUF; return ADMIT_DROP; }
+    }
+    const r = this.add(c, start, len, last);
+    if (r === ADD_DUP) { this.duplicates++; return ADMIT_DUP; }
+    if (r !== ADD_OK && r !== ADD_COMPLETE) {
+      const reason = r === ADD_OVERLAP ? D_REASM_OVERLAP : r === ADD_MALFORMED ? D_FRAG_ERROR : D_REASM_TOO_MANY;
+      this.discard(c, reason);
+      this.dropWhy = reason;
+      return ADMIT_DROP;
+    }
+    this.complete = r === ADD_COMPLETE;
+    return c;
+  }
+
+  /** Set by admit(): the drop reason of ADMIT_DROP. */
+  dropWhy = 0;
+  /** Set by admit() when it returns a context: the datagram is now complete. */
+  complete = false;
 
   /**
    * Records the range [start, start + len) of LIVE context c (last: the fragment without MF/M) and

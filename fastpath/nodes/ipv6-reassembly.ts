@@ -38,8 +38,7 @@ import { dropReason, exceptionReason } from '../../shared-mem/stats';
 import { ETH_HLEN, rd32, type FpContext } from '../context';
 import { GraphNode } from '../graph-node';
 import {
-  ADD_COMPLETE, ADD_DUP, ADD_MALFORMED, ADD_OK, ADD_OVERLAP, D_FRAG_ERROR, D_NO_MBUF, D_REASM_OVERLAP, D_REASM_TOO_BIG,
-  D_REASM_TOO_MANY, LIVE, ReassemblyTable, type PacketSink, type ReassemblyOptions,
+  ADMIT_DROP, ADMIT_DUP, D_FRAG_ERROR, D_REASM_TOO_BIG, ReassemblyTable, type PacketSink, type ReassemblyOptions,
 } from '../reassembly';
 import { VEC, vpush, type Vector } from '../vector';
 import type { DropNode } from './drop';
@@ -104,28 +103,10 @@ export class Ipv6ReassemblyNode extends GraphNode {
     }
     k[8] = rd32(m, o + 44);
     k[9] = this.ctx.portVrf[port];
-    const h = t.hash();
-    let c = t.find(h);
-    if (c >= 0 && t.state[c] !== LIVE) { this.drop.add(v, i, t.deadReason[c]); return; }
-    const end = start + len;
-    if (end > t.maxPayload) {
-      if (c >= 0) t.discard(c, D_REASM_TOO_BIG);
-      else t.create(h, port, true, D_REASM_TOO_BIG);
-      this.drop.add(v, i, D_REASM_TOO_BIG);
-      return;
-    }
-    if (c < 0) {
-      c = t.create(h, port, false, 0);
-      if (c < 0) { this.drop.add(v, i, D_NO_MBUF); return; }
-    }
-    const r = t.add(c, start, len, last);
-    if (r === ADD_DUP) { t.duplicates++; this.drop.addUncounted(v.mbuf[i]); return; }
-    if (r !== ADD_OK && r !== ADD_COMPLETE) {
-      const reason = r === ADD_OVERLAP ? D_REASM_OVERLAP : r === ADD_MALFORMED ? D_FRAG_ERROR : D_REASM_TOO_MANY;
-      t.discard(c, reason);
-      this.drop.add(v, i, reason);
-      return;
-    }
+    const c = t.admit(port, start, len, last);
+    if (c === ADMIT_DUP) { this.drop.addUncounted(v.mbuf[i]); return; }
+    if (c === ADMIT_DROP) { this.drop.add(v, i, t.dropWhy); return; }
+    const complete = t.complete;
     m.copyWithin(t.bufOff[c] + HDR + start, o + 48, o + 48 + len);
     t.ecn[c] |= 1 << ((m[o + 1] >>> 4) & 3);
     if (start === 0) {
@@ -137,7 +118,7 @@ export class Ipv6ReassemblyNode extends GraphNode {
       t.outAux[c] = v.aux[i];
     }
     this.drop.addUncounted(v.mbuf[i]);
-    if (r === ADD_COMPLETE) this.complete(c);
+    if (complete) this.complete(c);
   }
 
   /** Writes the saved headers in front of the payload of complete context c and hands it to next. */
