@@ -54,7 +54,7 @@ export const STATUS_OK = 0;
 export const STATUS_BAD_ICV = 1;
 /** encLen unusable for the cipher (CBC: not whole blocks; any: < 2) or the window leaves `mem`: packet untouched. */
 export const STATUS_BAD_LENGTH = 2;
-/** OpenSSL itself failed (never seen): drop the packet, its bytes are undefined. */
+/** The crypto library (intel-ipsec-mb or OpenSSL) failed (never seen): drop the packet, its bytes are undefined. */
 export const STATUS_CRYPTO_ERROR = 3;
 
 interface Addon {
@@ -107,7 +107,7 @@ export function liveSas(): number { return A().liveSas(); }
  * AAD = SPI || SN, or SPI || seqHi || SN with `esn` (RFC 4106 §5). CBC: a fresh unpredictable IV from the SA's
  * generator. HMAC: over header + IV + ciphertext, plus seqHi[i] when `esn` (RFC 4303 §2.2.1), truncated.
  * Throws RangeError (before touching anything) when a packet's encLen is not a positive multiple of blockSize or its
- * window leaves `mem`; Error ERR_LFP_CRYPTO_FAILED if OpenSSL fails (never seen; drop the burst).
+ * window leaves `mem`; Error ERR_LFP_CRYPTO_FAILED if the crypto library (intel-ipsec-mb or OpenSSL) fails (never seen; drop the burst).
  */
 export function encryptBurst(h: number, mem: Uint8Array, espOff: Uint32Array, encLen: Uint32Array, seqLo: Uint32Array,
   seqHi: Uint32Array, count: number, esn: boolean): void {
@@ -118,7 +118,7 @@ export function encryptBurst(h: number, mem: Uint8Array, espOff: Uint32Array, en
  * Verifies and decrypts packets [0, count) in place (same layout as encryptBurst; the SN is read from the header,
  * the ESN high bits come from seqHi[i], the caller's estimate per RFC 4303 appendix A). status[i]: STATUS_OK, or
  * STATUS_BAD_ICV / STATUS_BAD_LENGTH, in which case the packet's bytes are unchanged (or STATUS_CRYPTO_ERROR).
- * HMAC SAs: the ICV is checked (constant time) before decrypting. GCM: the tag is checked by OpenSSL at the end
+ * HMAC SAs: the ICV is checked (constant time) before decrypting. GCM: intel-ipsec-mb computes the tag, compared in constant time
  * (constant time); a refused packet is re-encrypted in place, so it is left as received.
  * The trailer (padding, pad length, next header) is left for the caller to check and strip.
  */

@@ -280,7 +280,7 @@ class CryptoAddon : public Napi::Addon<CryptoAddon> {
                           std::to_string(memLen) + " bytes)");
     const long failed = sa->EncryptBurst(mem, espOff, encLen, seqLo, seqHi, count, esn);
     if (failed >= 0)
-      ThrowCrypto(env, std::string(fn) + ": OpenSSL failed on packet " + std::to_string(failed) +
+      ThrowCrypto(env, std::string(fn) + ": the crypto library (intel-ipsec-mb / OpenSSL) failed on packet " + std::to_string(failed) +
                            "; drop the whole burst");
     return env.Undefined();
   }

@@ -4,6 +4,11 @@
 // Everything that costs (cipher contexts and key schedules, HMAC inner/outer states, the CBC IV generator) is set up
 // once in Sa::Create; the burst functions only run the primitives over the caller's memory: no allocation, no
 // syscall, no key derivation per packet. One Sa is used by one thread at a time (the contexts hold per-packet state).
+//
+// Libraries: AES-GCM, AES-CBC and HMAC-SHA1/256/512 run on intel-ipsec-mb 1.3 (GCM through its direct API per packet,
+// CBC / HMAC through its multi-buffer job API, a chunk of up to kIvChunk packets in flight at once), with one IMB_MGR
+// per thread. OpenSSL gives the randomness, the CBC IV generator (AES-128-CTR), CRYPTO_memcmp / OPENSSL_cleanse, and
+// the CBC / HMAC of the rare packets the job API refuses (more than kMbMaxLen bytes to hash or to CBC-encrypt).
 
 #pragma once
 
@@ -12,8 +17,8 @@
 #include <memory>
 #include <string>
 
-// The HMAC uses OpenSSL's low-level SHA contexts (plain structs that can be copied), deprecated in OpenSSL 3: see
-// HmacKey in esp.cc. binding.gyp defines OPENSSL_SUPPRESS_DEPRECATED for every file (it must precede any OpenSSL
+// The fallback HMAC uses OpenSSL's low-level SHA contexts (plain structs that can be copied), deprecated in OpenSSL 3:
+// see HmacKey in esp.cc. binding.gyp defines OPENSSL_SUPPRESS_DEPRECATED for every file (it must precede any OpenSSL
 // header); this is the fallback for a file that includes esp.h first.
 #ifndef OPENSSL_SUPPRESS_DEPRECATED
 #define OPENSSL_SUPPRESS_DEPRECATED 1
@@ -46,6 +51,7 @@ struct SaSpec {
 };
 
 // HMAC over OpenSSL's SHA-1/SHA-256/SHA-512 block functions with the ipad/opad states precomputed at SA creation.
+// Only for inputs intel-ipsec-mb's job API refuses (empty, or more than Sa::kMbMaxLen bytes); also gives DigestLen().
 class HmacKey {
  public:
   bool Init(Auth auth, const uint8_t* key, size_t keyLen);
@@ -68,7 +74,8 @@ class HmacKey {
 
 class Sa {
  public:
-  static constexpr unsigned kIvChunk = 64;  // CBC IVs generated per EVP call
+  static constexpr unsigned kIvChunk = 64;  // CBC IVs generated per EVP call = packets per job-API chunk
+  static constexpr size_t kMbMaxLen = 65534;  // longest hash / CBC-encrypt input intel-ipsec-mb's job API takes
 
   // nullptr and a message (never containing key material) when the spec cannot be used.
   static std::unique_ptr<Sa> Create(const SaSpec& spec, std::string* err);
@@ -103,9 +110,16 @@ class Sa {
   bool GcmSeal(const uint8_t iv8[8], const uint8_t* aad, size_t aadLen, uint8_t* p, size_t len, uint8_t* tag);
   // 1 ok, 0 bad tag (p restored to the ciphertext), -1 OpenSSL error.
   int GcmOpen(const uint8_t iv8[8], const uint8_t* aad, size_t aadLen, uint8_t* p, size_t len, const uint8_t* tag);
+  // OpenSSL EVP CBC: only for what the job API refuses (see kMbMaxLen).
   bool CbcEncrypt(const uint8_t iv[16], uint8_t* p, size_t len);
   bool CbcDecrypt(const uint8_t iv[16], uint8_t* p, size_t len);
   bool NextIvs(uint8_t* out, size_t n);  // n IVs of 16 bytes from the per-SA generator
+  // True when intel-ipsec-mb's job API takes a packet of this encLen (hashLen: bytes to authenticate, 0 if none).
+  bool MbFits(size_t encLen, size_t hashLen) const;
+  // Gets a job from the manager and fills it: CBC over src[cipherOff, +cipherLen) into dst (cipherLen 0: NULL
+  // cipher), HMAC over src[0, hashLen) into tags_[slot] (hashLen 0: no hash). Then SubmitJob() (esp.cc).
+  IMB_JOB* NewJob(IMB_MGR* m, bool encrypt, const uint8_t* src, uint8_t* dst, size_t cipherOff, size_t cipherLen,
+                  const uint8_t* iv, size_t hashLen, unsigned slot);
 
   Cipher cipher_ = Cipher::kNull;
   Auth auth_ = Auth::kNone;
@@ -120,6 +134,18 @@ class Sa {
   // intel-ipsec-mb GCM key (expanded keys + GHASH table), 64-byte aligned
   struct gcm_key_data* gkey_ = nullptr;
   unsigned gKeyLen_ = 0;
+  // intel-ipsec-mb job API (CBC / HMAC), computed once per SA: AES round keys (encryption and decryption schedules,
+  // up to 15 x 16 bytes), the HMAC ipad/opad states (hash state after one block of key ^ 0x36 / 0x5c), the full
+  // HMACs of the chunk in flight, and the per-slot state of the chunk.
+  alignas(64) uint8_t encKeys_[16 * 15];
+  alignas(64) uint8_t decKeys_[16 * 15];
+  alignas(64) uint8_t ipad_[64];
+  alignas(64) uint8_t opad_[64];
+  alignas(64) uint8_t tags_[kIvChunk][64];
+  uint8_t slot_[kIvChunk] = {};  // see esp.cc (kSlot*)
+  uint8_t savedIcv_[kIvChunk][4] = {};  // ESN, decrypt: the received ICV bytes that seqHi replaces while hashing
+  unsigned cbcKeyLen_ = 0;
+  IMB_HASH_ALG hashAlg_ = IMB_AUTH_NULL;
 };
 
 }  // namespace lfpcrypto
