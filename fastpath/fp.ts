@@ -3,6 +3,8 @@
 // port -> graph (forward, or exception to the DPVI), DPVI -> port (what Linux sends).
 // A control timer applies what the user set on a DPVI with `ip link` (MTU, MAC, up/down, mirrored
 // into shared memory by cmgrd/fpmd) to the port, and reflects the port's carrier on the DPVI.
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
 import * as path from 'path';
 import * as crypto from '../native/crypto';
 import * as pktio from '../native/pktio';
@@ -158,13 +160,40 @@ export class FastPath {
     const ipsec = this.cfg.fastpath.ipsec !== false;
     const ipsecFragment = this.cfg.fastpath.ipsecFragment ?? 'after-encrypt';
     if (ipsec && !crypto.available()) this.log.warn('IPsec: the lfp_crypto addon is not built: every SA is left to Linux (make -C native/crypto)');
+    const ipsecLocalDecrypt = ipsec && this.cfg.fastpath.ipsecLocalDecrypt !== false && this.trustDpvis();
     this.graph = new Graph({ io: new PktioIo(pool, dev, dpvi), shm: this.reader, ports: this.ports.length, stats: this.stats.worker(0),
-      ipsec, ipsecFragment });
+      ipsec, ipsecFragment, ipsecLocalDecrypt });
     this.loop = new PollLoop(this.graph, dev, dpvi, this.burst);
-    this.log.info(`IPsec in the fast path: ${ipsec ? `on (fragmentation ${ipsecFragment})` : 'off (Linux does IPsec)'}`);
+    this.log.info(`IPsec in the fast path: ${ipsec ? `on (fragmentation ${ipsecFragment}; ESP for this host decrypted ${ipsecLocalDecrypt ? 'here, DPVIs trusted by Linux' : 'by Linux'})` : 'off (Linux does IPsec)'}`);
     this.running = true;
     this.control = setInterval(() => this.controlTick(), 100);
     setImmediate(() => this.poll());
+  }
+
+  /**
+   * fastpath.ipsecLocalDecrypt: Linux must accept what the fast path decrypted for this host, in clear,
+   * from the DPVIs: disable_policy on each DPVI (IPv4 and IPv6; the fast path checks the 'in' policies
+   * of those packets instead). False (and a warning) when that cannot be set: Linux then decrypts ESP
+   * for this host itself.
+   */
+  private trustDpvis(): boolean {
+    const names = this.ports.filter((p) => p.dpvi >= 0).map((p) => p.spec.name);
+    // slash-separated keys: an interface name may contain dots
+    const keys = names.flatMap((n) => [`net/ipv4/conf/${n}/disable_policy`, `net/ipv6/conf/${n}/disable_policy`]);
+    if (keys.length === 0) return true;
+    try {
+      if (this.cfg.controlPlaneNetns) {
+        execFileSync('ip', ['netns', 'exec', this.cfg.controlPlaneNetns, 'sysctl', '-q', '-w', ...keys.map((k) => `${k}=1`)], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 10000 });
+      } else {
+        for (const k of keys) fs.writeFileSync(`/proc/sys/${k}`, '1');
+      }
+      this.log.info(`IPsec: disable_policy set on the DPVIs ${names.join(', ')} (the fast path checks their 'in' policies)`);
+      return true;
+    } catch (e) {
+      const err = e as Error & { stderr?: Buffer };
+      this.log.warn(`IPsec: cannot set disable_policy on the DPVIs (${(err.stderr?.toString() || err.message).trim()}): ESP for this host is left to Linux`);
+      return false;
+    }
   }
 
   private async openShm(): Promise<ShmReader> {

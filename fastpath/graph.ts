@@ -60,6 +60,13 @@ export interface GraphOptions {
   ipsecFragment?: IpsecFragmentMode;
   /** Decrypt transport-mode ESP (for this host) in the fast path too (default false: Linux gets it, 'ipsec-local'). */
   ipsecTransportDecrypt?: boolean;
+  /**
+   * Linux trusts the DPVIs (fp.ts sets disable_policy on them): ESP for this host is decrypted here (transport
+   * mode; tunnel-mode inner packets for the box are delivered decrypted instead of re-encrypted), and clear
+   * packets for this host that an 'in' policy requires to be ESP are dropped here ('ipsec-clear-in'), IKE
+   * (UDP to port 500 / 4500) excepted. Implies ipsecTransportDecrypt.
+   */
+  ipsecLocalDecrypt?: boolean;
 }
 
 export class Graph {
@@ -126,7 +133,9 @@ export class Graph {
       fr6.tx = enc.fragment6Sink(); fr6.drop = drop;
       enc.fragmenter6 = fr6;
       dec.input4 = v4in; dec.input6 = v6in; dec.exception = exc; dec.drop = drop;
-      dec.transportDecrypt = opts.ipsecTransportDecrypt === true;
+      dec.transportDecrypt = opts.ipsecTransportDecrypt === true || opts.ipsecLocalDecrypt === true;
+      dec.localDeliver = opts.ipsecLocalDecrypt === true;
+      v4lk.localInCheck = v6lk.localInCheck = opts.ipsecLocalDecrypt === true;
       const ra4 = this.ipv4Reassembly = new Ipv4ReassemblyNode(ctx);
       const ra6 = this.ipv6Reassembly = new Ipv6ReassemblyNode(ctx);
       ra4.next = dec; ra4.drop = drop;

@@ -29,6 +29,12 @@ export interface FastpathConfig {
   ipsec?: boolean;
   /** IPv4 packets without DF that do not fit the egress MTU once encrypted: fragment the ESP packet, or the inner packet first. Default 'after-encrypt'. */
   ipsecFragment?: 'after-encrypt' | 'before-encrypt';
+  /**
+   * ESP for this host decrypted by the fast path too (transport mode, and tunnel-mode inner packets for
+   * the box), handed to Linux in clear through DPVIs that Linux trusts (disable_policy); the fast path
+   * then checks the 'in' policies of clear packets for the box itself (IKE excepted). Default true.
+   */
+  ipsecLocalDecrypt?: boolean;
 }
 
 export interface LfpConfig {
@@ -99,7 +105,7 @@ export const DEFAULT_CONFIG: LfpConfig = {
   vrfNetns: null,
   ports: [],
   portSpecs: [],
-  fastpath: { eal: [], memMB: 256, mbufs: 16384, burst: 256, ipsec: true, ipsecFragment: 'after-encrypt' },
+  fastpath: { eal: [], memMB: 256, mbufs: 16384, burst: 256, ipsec: true, ipsecFragment: 'after-encrypt', ipsecLocalDecrypt: true },
   fpc: 'ipc:///run/lfp/fpc.sock',
   shm: { path: '/dev/shm/lfp' },
   runDir: '/run/lfp',
@@ -204,8 +210,11 @@ export function parseConfig(text: string, source = 'config'): LfpConfig {
           } else if (fk === 'ipsecFragment') {
             if (fv !== 'after-encrypt' && fv !== 'before-encrypt') throw new ConfigError(`${source}: "fastpath.ipsecFragment" must be "after-encrypt" or "before-encrypt"`);
             c.fastpath.ipsecFragment = fv;
+          } else if (fk === 'ipsecLocalDecrypt') {
+            if (typeof fv !== 'boolean') throw new ConfigError(`${source}: "fastpath.ipsecLocalDecrypt" must be true or false`);
+            c.fastpath.ipsecLocalDecrypt = fv;
           } else {
-            throw new ConfigError(`${source}: unknown key "fastpath.${fk}" (known: eal, memMB, mbufs, burst, ipsec, ipsecFragment)`);
+            throw new ConfigError(`${source}: unknown key "fastpath.${fk}" (known: eal, memMB, mbufs, burst, ipsec, ipsecFragment, ipsecLocalDecrypt)`);
           }
         }
         if (c.fastpath.burst < 32 || c.fastpath.burst > 256) throw new ConfigError(`${source}: "fastpath.burst" must be between 32 and 256`);

@@ -42,7 +42,7 @@ import { dropReason, exceptionReason } from '../../shared-mem/stats';
 import { NOT_FOUND } from '../../shared-mem/reader';
 import * as crypto from '../../native/crypto';
 import { csumUpdate16, ipv4SetChecksum } from '../checksum';
-import { ETH_HLEN, type FpContext } from '../context';
+import { ETH_HLEN, rd32, type FpContext } from '../context';
 import { GraphNode } from '../graph-node';
 import {
   ACT_ALLOW, DIR_FWD, DIR_IN, IPPROTO_ESP, MODE_TRANSPORT, MODE_TUNNEL, POL_NONE, SA_BUSY, SA_C_AUTH, SA_C_BYTES, SA_C_ERRORS,
@@ -88,6 +88,11 @@ export class EspDecryptNode extends GraphNode {
   private readonly fib: FibResolver;
   /** Decrypt transport-mode ESP too (default false: Linux gets it undecrypted, 'ipsec-local'). */
   transportDecrypt = false;
+  /**
+   * GraphOptions.ipsecLocalDecrypt (Linux trusts the DPVIs): tunnel-mode inner packets for this host go on
+   * decrypted (ipv4/6-input -> lookup -> 'local' to Linux) instead of being re-encrypted for Linux.
+   */
+  localDeliver = false;
   input4!: Ipv4InputNode;
   input6!: Ipv6InputNode;
   exception!: ExceptionNode;
@@ -205,7 +210,7 @@ export class EspDecryptNode extends GraphNode {
       const p = e + 8 + ips.saIvLen[s]; // plaintext
       const padLen = m[p + el - 2], nh = m[p + el - 1];
       const innerLen = el - 2 - padLen;
-      if (innerLen >= 0 && ips.saMode[s] === MODE_TUNNEL && this.forThisHost(w.port[i], p, innerLen, nh)) {
+      if (!this.localDeliver && innerLen >= 0 && ips.saMode[s] === MODE_TUNNEL && this.forThisHost(w.port[i], p, innerLen, nh)) {
         // for Linux: the ESP packet as received (re-encrypted in place), Linux decrypts it
         if (this.reencrypt(s, e, el, seqHi[i])) exc.add(w, i, X_LOCAL);
         else { drop.add(w, i, D_CRYPTO); cnt[cb + SA_C_ERRORS]++; }
@@ -229,6 +234,33 @@ export class EspDecryptNode extends GraphNode {
       }
     }
     w.n = 0;
+  }
+
+  /**
+   * ipsecLocalDecrypt: true when the clear packet for this host at IP offset o (family fam, VRF vrf; not
+   * from esp-decrypt) matches an 'in' policy that requires ESP or blocks — what Linux's own check would
+   * refuse, which it no longer does for packets from a DPVI (disable_policy). IKE (UDP to port 500 or
+   * 4500) passes, as the IKE daemon's per-socket bypass policies let it pass in Linux. `frag`: ports 0.
+   */
+  clearLocalBlocked(vrf: number, fam: number, m: Uint8Array, o: number, frag: boolean): boolean {
+    const ips = this.ipsec;
+    if (ips.npolIn === 0) return false;
+    let proto: number, ports: number, f: number;
+    if (fam === 4) {
+      proto = m[o + 9];
+      const hl = (m[o] & 15) << 2, tot = (m[o + 2] << 8) | m[o + 3];
+      ports = frag ? 0 : portsAt(m, o + hl, o + tot, proto);
+      if (proto === 17 && !frag && ((ports & 0xffff) === 500 || (ports & 0xffff) === 4500)) return false;
+      f = ips.matchPolicy4(vrf, DIR_IN, rd32(m, o + 12), rd32(m, o + 16), proto, ports);
+    } else {
+      proto = frag ? m[o + 40] : m[o + 6];
+      ports = frag ? 0 : portsAt(m, o + 40, o + 40 + ((m[o + 4] << 8) | m[o + 5]), proto);
+      if (proto === 17 && !frag && ((ports & 0xffff) === 500 || (ports & 0xffff) === 4500)) return false;
+      f = ips.matchPolicy6(vrf, DIR_IN, m, o, proto, ports);
+    }
+    if (f === POL_NONE) return false;
+    if (ips.pAction[f] !== ACT_ALLOW) return true; // block, or a policy the fast path cannot apply: refuse clear text
+    return ips.pBypass[f] === 0 && ips.pOptional[f] === 0;
   }
 
   /** True when the tunnel-mode inner packet at m[p .. p+len) (next header nh) is for this host (FIB of the input port's VRF). */

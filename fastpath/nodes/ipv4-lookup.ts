@@ -21,7 +21,7 @@ import { flowHash4, hasPorts } from '../hash';
 import { FOUND } from '../fib';
 import { X_SHM_BUSY, acceptRoute } from '../route';
 import type { PacketSink } from '../reassembly';
-import { exceptionReason } from '../../shared-mem/stats';
+import { dropReason, exceptionReason } from '../../shared-mem/stats';
 import { FIB_GROUP, FIB_INDEX_MASK, RTN_LOCAL } from '../route-types';
 import { VEC, vmove } from '../vector';
 import type { DropNode } from './drop';
@@ -31,6 +31,7 @@ import type { ExceptionNode } from './exception';
 import type { Ipv4RewriteNode } from './ipv4-rewrite';
 
 const X_FRAGMENT = exceptionReason('fragment');
+const D_CLEAR_IN = dropReason('ipsec-clear-in');
 
 export class Ipv4LookupNode extends GraphNode {
   readonly name = 'ipv4-lookup';
@@ -45,6 +46,8 @@ export class Ipv4LookupNode extends GraphNode {
   encapPort: Uint8Array | null = null;
   /** ESP fragments to this box (aux AUX_FRAGMENT from ipv4-input) go here, with aux = IHL*4. */
   reassembly: PacketSink | null = null;
+  /** GraphOptions.ipsecLocalDecrypt: clear packets for this host checked against 'in' policies (esp-decrypt). */
+  localInCheck = false;
   /** The touch pass below (on by default; benchmarks switch it off to measure what it brings). */
   touchPass = true;
 
@@ -72,6 +75,8 @@ export class Ipv4LookupNode extends GraphNode {
         fib.setFlow(4, m[o + 1], proto, frag ? 0 : this.ports(m, o, proto), ctx.portName[port]);
       }
       const res = fib.resolve4(vrf, dst);
+      if (this.localInCheck && res === FOUND && fib.type === RTN_LOCAL && (v.aux[i] & AUX_DECRYPTED) === 0 && proto !== 50 &&
+        (this.espDecrypt as EspDecryptNode).clearLocalBlocked(vrf, 4, m, o, frag)) { drop.add(v, i, D_CLEAR_IN); continue; }
       if (frag && res === FOUND && fib.type === RTN_LOCAL) { // for this box: ESP -> reassembly (IPsec), else Linux
         const rs = this.reassembly;
         if (rs === null || proto !== 50 || esp === null) { exc.add(v, i, X_FRAGMENT); continue; }

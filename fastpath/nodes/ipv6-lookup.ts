@@ -15,7 +15,7 @@ import { flowHash6, hasPorts } from '../hash';
 import { FOUND } from '../fib';
 import { X_SHM_BUSY, acceptRoute } from '../route';
 import type { PacketSink } from '../reassembly';
-import { exceptionReason } from '../../shared-mem/stats';
+import { dropReason, exceptionReason } from '../../shared-mem/stats';
 import { FIB_GROUP, FIB_INDEX_MASK, RTN_LOCAL } from '../route-types';
 import { VEC, vmove } from '../vector';
 import type { DropNode } from './drop';
@@ -25,6 +25,7 @@ import type { ExceptionNode } from './exception';
 import type { Ipv6RewriteNode } from './ipv6-rewrite';
 
 const X_EXT = exceptionReason('ipv6-ext');
+const D_CLEAR_IN = dropReason('ipsec-clear-in');
 
 export class Ipv6LookupNode extends GraphNode {
   readonly name = 'ipv6-lookup';
@@ -39,6 +40,8 @@ export class Ipv6LookupNode extends GraphNode {
   encapPort: Uint8Array | null = null;
   /** ESP fragments to this box (aux AUX_FRAGMENT from ipv6-input) go here, with aux = 40. */
   reassembly: PacketSink | null = null;
+  /** GraphOptions.ipsecLocalDecrypt: clear packets for this host checked against 'in' policies (esp-decrypt). */
+  localInCheck = false;
 
   constructor(ctx: FpContext, fib: FibResolver) {
     super(ctx);
@@ -64,6 +67,8 @@ export class Ipv6LookupNode extends GraphNode {
       }
       const res = fib.resolve6(vrf, dst);
       const esp = this.espEncrypt;
+      if (this.localInCheck && res === FOUND && fib.type === RTN_LOCAL && (v.aux[i] & AUX_DECRYPTED) === 0 && nxt !== 50 &&
+        (this.espDecrypt as EspDecryptNode).clearLocalBlocked(vrf, 6, m, o, frag)) { drop.add(v, i, D_CLEAR_IN); continue; }
       if (frag && res === FOUND && fib.type === RTN_LOCAL) { // for this box: ESP -> reassembly (IPsec), else Linux
         const rs = this.reassembly;
         if (rs === null || nxt !== 50 || esp === null) { exc.add(v, i, X_EXT); continue; }

@@ -243,7 +243,7 @@ export function objects(): AnyObject[] {
 
 interface W { w: ShmWriter; r: ShmReader; io: MemIo; g: Graph; run(frames: { port: number; frame: Uint8Array }[]): void; one(port: number, frame: Uint8Array): void }
 
-function world(opts: { objs?: AnyObject[]; stats?: WorkerSlice; fragment?: 'after-encrypt' | 'before-encrypt'; transportDecrypt?: boolean; sab?: SharedArrayBuffer } = {}): W {
+function world(opts: { objs?: AnyObject[]; stats?: WorkerSlice; fragment?: 'after-encrypt' | 'before-encrypt'; transportDecrypt?: boolean; localDecrypt?: boolean; sab?: SharedArrayBuffer } = {}): W {
   const sab = opts.sab ?? new SharedArrayBuffer(computeLayout(SMALL_CONFIG).totalSize);
   const w = opts.sab ? ShmWriter.attach(sab) : ShmWriter.create(sab, SMALL_CONFIG);
   if (!opts.sab) {
@@ -252,7 +252,7 @@ function world(opts: { objs?: AnyObject[]; stats?: WorkerSlice; fragment?: 'afte
   }
   const r = ShmReader.attach(sab);
   const io = new MemIo({ buffers: 4096, ports: 4 });
-  const g = new Graph({ io, shm: r, ports: 4, ipsec: true, stats: opts.stats, ipsecFragment: opts.fragment, ipsecTransportDecrypt: opts.transportDecrypt });
+  const g = new Graph({ io, shm: r, ports: 4, ipsec: true, stats: opts.stats, ipsecFragment: opts.fragment, ipsecTransportDecrypt: opts.transportDecrypt, ipsecLocalDecrypt: opts.localDecrypt });
   const v = new Vector();
   const run = (frames: { port: number; frame: Uint8Array }[]): void => {
     for (const f of frames) {
@@ -532,6 +532,55 @@ if (typeof describe === 'function') describe('fast path IPsec ESP, part 2 (issue
       assert.strictEqual(p6.proto, 17); assert.strictEqual(hex(p6.l4), hex(l4));
       X.io.clearCaptured();
       balanced(X);
+    });
+  });
+
+  describe('ipsecLocalDecrypt: ESP for this host decrypted here, Linux trusts the DPVIs', () => {
+    it('tunnel-mode inner packets for this host and transport-mode ESP: decrypted, handed to Linux in clear, counted per SA', () => {
+      X.g.close();
+      X = world({ localDecrypt: true });
+      const to4 = ipv4({ src: '10.99.5.5', dst: LOCAL, payload: udp(4000, 161, [1, 2, 3]) });
+      const to6 = ipv6({ src: '2001:db8:98::5', dst: LOCAL6, payload: udp(4000, 22, [4, 5]) });
+      const l4 = udp(500, 4000, [1, 2, 3, 4, 5]);
+      X.run([
+        wan(PEER, LOCAL, espSeal(GCM_B, 0x2001, 5, to4, 4)),
+        wan(PEER6, LOCAL6, espSeal(CBC_B, 0x2002, 5, to6, 41)),
+        wan(PEER, LOCAL, espSeal(GCM_B, 0x4001, 1, l4, 17)),
+      ].map((frame) => ({ port: 1, frame })));
+      assert.deepStrictEqual(excs(X, 1), { local: 3 }, 'decrypted, for this host');
+      const got = X.io.dpvi[1];
+      const b = parse(got.find((g) => g[12] === 0x86)!);
+      const [a, c] = got.filter((g) => g[12] === 0x08).map(parse).sort((x, y) => (x.src === A(PEER) ? 1 : 0) - (y.src === A(PEER) ? 1 : 0));
+      assert.strictEqual(a.dst, A(LOCAL)); assert.strictEqual(a.proto, 17); assert.strictEqual(hex(a.l4), hex(to4.slice(20)));
+      assert.strictEqual(b.proto, 17); assert.strictEqual(hex(b.l4), hex(to6.slice(40)));
+      assert.strictEqual(c.proto, 17); assert.strictEqual(c.src, A(PEER)); assert.strictEqual(hex(c.l4), hex(l4));
+      for (const [d, spi] of [[LOCAL, 0x2001], [LOCAL6, 0x2002], [LOCAL, 0x4001]] as const) {
+        assert.strictEqual(X.g.ipsec!.saCounters[saIndex(X, d, spi) * SA_STRIDE + 1], 1, `SA ${spi.toString(16)} counted`);
+      }
+      X.io.clearCaptured();
+      balanced(X);
+    });
+
+    it('clear packets for this host that an in policy requires to be ESP are dropped (ipsec-clear-in); IKE and unprotected traffic pass', () => {
+      X.g.close();
+      X = world({ localDecrypt: true });
+      const clear = (src: string, sport: number, dport: number): Uint8Array =>
+        eth(PORT_MACS[1], PEER_MAC, 0x0800, ipv4({ src, dst: LOCAL, payload: udp(sport, dport, [9]) }));
+      X.run([
+        clear('10.99.5.5', 4000, 161), // covered by the in policy 10.99/16 -> 10.0.1/24 (ESP required)
+        clear('10.99.5.5', 500, 500), // IKE: passes
+        clear('10.99.5.5', 4500, 4500), // IKE (NAT-T port): passes
+        clear('10.50.5.5', 4000, 161), // no policy: passes
+      ].map((frame) => ({ port: 1, frame })));
+      assert.deepStrictEqual(drops(X, 1), { 'ipsec-clear-in': 1 });
+      assert.deepStrictEqual(excs(X, 1), { local: 3 });
+      X.io.clearCaptured();
+      // without ipsecLocalDecrypt Linux checks its own policies: everything goes to it
+      X.g.close();
+      X = world();
+      X.one(1, clear('10.99.5.5', 4000, 161));
+      assert.deepStrictEqual(excs(X, 1), { local: 1 });
+      X.io.clearCaptured();
     });
   });
 
