@@ -26,8 +26,10 @@
 //   Several (rekeying): the one with the highest entry index, an approximation of Linux's "newest".
 // Sequence numbers: when an SA is loaded, numbering goes on from max(the kernel's oseq when the SA
 // entry carries one, the stats block's oseq when its tag is this entry's sequence word), so that a
-// restarted fast path never reuses a sequence number (a GCM nonce) of an SA it used before. Linux and
-// the fast path must still not both send on one outbound SA (fastpath/README.md).
+// restarted fast path never reuses a sequence number (a GCM nonce) of an SA it used before. When Linux
+// sends on the SA too (exceptions, locally originated traffic), the stats daemon writes the kernel's
+// oseq as a "floor" into the stats file (shared-mem/stats.ts FLOOR_*; tagged with the entry's sequence
+// word): nextSeq numbers above it (fastpath/README.md, docs/stats-daemon.md).
 
 import * as crypto from '../native/crypto';
 import type { XfrmPolicy, XfrmSa, XfrmSelector } from '../lib/model';
@@ -35,7 +37,9 @@ import { parse4, parse6 } from '../shared-mem/addr';
 import { decodeSa } from '../shared-mem/entries';
 import { SA_E } from '../shared-mem/layout';
 import { NOT_FOUND, READ_BUSY, READ_OK, type ShmReader } from '../shared-mem/reader';
-import { SA_C_AUTH, SA_C_BYTES, SA_C_ERRORS, SA_C_ISEQ, SA_C_OSEQ, SA_C_PACKETS, SA_C_REPLAY, SA_C_TAG, SA_STRIDE } from '../shared-mem/stats';
+import {
+  FL_OSEQ, FL_TAG, FLOOR_STRIDE, SA_C_AUTH, SA_C_BYTES, SA_C_ERRORS, SA_C_ISEQ, SA_C_OSEQ, SA_C_PACKETS, SA_C_REPLAY, SA_C_TAG, SA_STRIDE, StatsFile,
+} from '../shared-mem/stats';
 
 export const IPPROTO_ESP = 50;
 /** Largest anti-replay window kept (bits); bigger kernel windows are clamped to it. */
@@ -163,9 +167,17 @@ export class IpsecState {
   private readonly saIdent: (string | null)[];
   /** Per-SA counters: SA_STRIDE per SA entry index (shared-mem/stats.ts SA_C_*): the worker slice's `sa` when it has room. */
   readonly saCounters: Float64Array;
+  /**
+   * Outbound sequence floors (FLOOR_STRIDE per SA entry index: tag, oseq), written by the stats daemon only:
+   * the stats file's floor region, found from `counters`' buffer, or `floors`; private zeros otherwise.
+   */
+  readonly saFloors: Float64Array;
 
-  /** `counters`: this worker's per-SA block of the stats file (WorkerSlice.sa); private counters when too small. */
-  constructor(shm: ShmReader, counters?: Float64Array) {
+  /**
+   * `counters`: this worker's per-SA block of the stats file (WorkerSlice.sa); private counters when too small.
+   * `floors`: the oseq floor region (StatsFile.floors()); by default the one of the stats file `counters` lies in.
+   */
+  constructor(shm: ShmReader, counters?: Float64Array, floors?: Float64Array) {
     this.shm = shm;
     const n = this.maxSas = shm.config.maxSas;
     this.buf = new Uint32Array(SA_E.WORDS);
@@ -195,6 +207,10 @@ export class IpsecState {
     this.rings = new Array<Uint32Array | null>(n).fill(null);
     this.saIdent = new Array<string | null>(n).fill(null);
     this.saCounters = counters !== undefined && counters.length >= n * SA_STRIDE ? counters : new Float64Array(n * SA_STRIDE);
+    if (floors === undefined && counters !== undefined && counters.buffer instanceof SharedArrayBuffer) {
+      try { floors = StatsFile.attach(counters.buffer).floors(); } catch { floors = undefined; } // not a stats file
+    }
+    this.saFloors = floors !== undefined && floors.length >= n * FLOOR_STRIDE ? floors : new Float64Array(n * FLOOR_STRIDE);
   }
 
   /** Once per vector: re-validates the SA cache and rebuilds the SPD when the shm changed. */
@@ -494,6 +510,13 @@ export class IpsecState {
 
   /** Next outbound sequence number of SA i into outHi/outLo (and the stats block's oseq); false when exhausted (no ESN: 2^32 - 1). */
   nextSeq(i: number): boolean {
+    // the kernel's floor (stats daemon) for this very SA entry: go on above what Linux sent itself
+    const fb = i * FLOOR_STRIDE, fl = this.saFloors[fb + FL_OSEQ];
+    if (fl > 0 && this.saFloors[fb + FL_TAG] === this.saSeq[i] && fl > this.outHi[i] * TWO32 + this.outLo[i]) {
+      const hi = Math.floor(fl / TWO32);
+      if (hi > 0 && this.saEsn[i] === 0) return false; // no ESN: nothing above 2^32 - 1
+      this.outHi[i] = hi; this.outLo[i] = fl % TWO32;
+    }
     const lo = this.outLo[i];
     if (lo === 0xffffffff) {
       if (this.saEsn[i] === 0 || this.outHi[i] === 0xffffffff) return false;

@@ -68,10 +68,12 @@ export interface LfpConfig {
 
 export interface StatsDaemonConfig {
   periodMs?: number; saCounters?: boolean; expire?: boolean; stateFile?: string; requestTimeoutMs?: number;
+  /** Sequence numbers kept between Linux and the fast path on one outbound SA (docs/stats-daemon.md). */
+  oseqMargin?: number;
   snmp?: { enabled?: boolean; master?: string; masterPort?: number; oid?: string };
 }
 
-const SD_KEYS = ['periodMs', 'saCounters', 'expire', 'stateFile', 'requestTimeoutMs', 'snmp'];
+const SD_KEYS = ['periodMs', 'saCounters', 'expire', 'stateFile', 'requestTimeoutMs', 'oseqMargin', 'snmp'];
 const SD_SNMP_KEYS = ['enabled', 'master', 'masterPort', 'oid'];
 
 function parseStatsDaemon(v: unknown, source: string): StatsDaemonConfig {
@@ -84,6 +86,9 @@ function parseStatsDaemon(v: unknown, source: string): StatsDaemonConfig {
     if (!SD_KEYS.includes(k)) throw new ConfigError(`${source}: unknown key "statsDaemon.${k}" (known: ${SD_KEYS.join(', ')})`);
     if ((k === 'periodMs' || k === 'requestTimeoutMs') && (typeof x !== 'number' || !Number.isInteger(x) || x < 10 || x > 3_600_000)) {
       throw new ConfigError(`${source}: "statsDaemon.${k}" must be an integer number of milliseconds in [10, 3600000]`);
+    }
+    if (k === 'oseqMargin' && (typeof x !== 'number' || !Number.isInteger(x) || x < 0 || x > 65536)) {
+      throw new ConfigError(`${source}: "statsDaemon.oseqMargin" must be an integer in [0, 65536]`);
     }
     if ((k === 'saCounters' || k === 'expire') && typeof x !== 'boolean') throw new ConfigError(`${source}: "statsDaemon.${k}" must be true or false`);
     if (k === 'stateFile' && (typeof x !== 'string' || (x !== '' && !x.startsWith('/')))) throw new ConfigError(`${source}: "statsDaemon.stateFile" must be an absolute path or ""`);

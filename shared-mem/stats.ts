@@ -23,6 +23,13 @@
 //     iseq     inbound: highest authenticated sequence number (64-bit with ESN)
 //   StatsFile.readSa(i) sums a block over the workers whose tag is the highest (tag/oseq/iseq: max).
 //
+// After the worker slices (page aligned), the oseq FLOOR region: `sas` entries of FLOOR_STRIDE Float64
+// (FLOOR_FIELDS), written ONLY by the stats daemon (fpsd), read by the fast path:
+//     tag      the shm SA entry's sequence word of the SA incarnation the floor belongs to (a floor whose
+//              tag is not the entry's current one, e.g. of an old SA in a reused slot, is ignored)
+//     oseq     the highest outbound sequence number the Linux kernel used on the SA (its own packets:
+//              exceptions, locally originated traffic): the fast path numbers above it (IpsecState.nextSeq)
+//
 // Counters are Float64 (exact integers up to 2^53; incrementing them allocates nothing, unlike
 // BigInt). Readers may read while a worker writes: 8-byte aligned Float64 stores are single stores
 // on 64-bit hosts, so a reader sees the old or the new value of each counter (the counters of a
@@ -34,7 +41,7 @@
 import { loadNative } from './layout';
 
 export const STATS_MAGIC = 0x5453464c; // "LFST" in little-endian bytes
-export const STATS_VERSION = 2; // 2: per-SA counters (StatsConfig.sas), header word SAS
+export const STATS_VERSION = 3; // 2: per-SA counters (StatsConfig.sas), header word SAS; 3: oseq floor region (header word FLOORS)
 export const DEFAULT_STATS_PATH = '/dev/shm/lfp-stats';
 export const STATS_PAGE = 4096;
 
@@ -155,10 +162,15 @@ export const SA_C_TAG = 0, SA_C_PACKETS = 1, SA_C_BYTES = 2, SA_C_ERRORS = 3, SA
   SA_C_ISEQ = 7;
 export type SaStats = Record<SaCounter, number>;
 
+/** Per-SA oseq floor (one entry of FLOOR_STRIDE Float64 per SA slot, after the worker slices; written by fpsd only). */
+export const FLOOR_FIELDS = ['tag', 'oseq'] as const;
+export const FLOOR_STRIDE = 2;
+export const FL_TAG = 0, FL_OSEQ = 1;
+
 /** FNV-1a of every name, in order: a reader built from other names refuses the file. */
 export const STATS_SCHEMA = ((): number => {
   let h = 0x811c9dc5;
-  for (const s of [...PORT_COUNTERS, '|', ...EXCEPTION_REASONS, '|', ...DROP_REASONS, '|', ...WORKER_FIELDS, '|', ...SA_COUNTERS, `|${PORT_STRIDE}|${SA_STRIDE}`]) {
+  for (const s of [...PORT_COUNTERS, '|', ...EXCEPTION_REASONS, '|', ...DROP_REASONS, '|', ...WORKER_FIELDS, '|', ...SA_COUNTERS, '|', ...FLOOR_FIELDS, `|${PORT_STRIDE}|${SA_STRIDE}|${FLOOR_STRIDE}`]) {
     for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
     h = Math.imul(h ^ 44, 0x01000193);
   }
@@ -169,7 +181,7 @@ export const STATS_SCHEMA = ((): number => {
 export const STATS_HDR = {
   MAGIC: 0, VERSION: 1, SCHEMA: 2, WORKERS: 3, PORTS: 4, PORT_STRIDE: 5, WORKER_FIELDS: 6,
   NPORT_COUNTERS: 7, NEXC: 8, NDROP: 9, SLICE_BYTES: 10, HEADER_BYTES: 11, TOTAL_LO: 12, TOTAL_HI: 13,
-  CREATED: 14, SAS: 15, WORDS: 1024,
+  CREATED: 14, SAS: 15, FLOORS: 16, WORDS: 1024,
 } as const;
 
 export interface StatsConfig {
@@ -183,6 +195,9 @@ export interface StatsLayout extends StatsConfig {
   sas: number;
   sliceBytes: number; // page aligned
   headerBytes: number;
+  /** Byte offset of the oseq floor region (sas × FLOOR_STRIDE Float64, page aligned size floorBytes). */
+  floorOffset: number;
+  floorBytes: number;
   totalSize: number;
 }
 
@@ -193,7 +208,9 @@ export function statsLayout(cfg: StatsConfig): StatsLayout {
   const sas = cfg.sas ?? 0;
   if (!Number.isInteger(sas) || sas < 0 || sas > 1048576) throw new RangeError(`stats sas=${sas}: must be an integer in [0, 1048576]`);
   const sliceBytes = Math.ceil(((WORKER_FIELDS.length + ports * PORT_STRIDE + sas * SA_STRIDE) * 8) / STATS_PAGE) * STATS_PAGE;
-  return { workers, ports, sas, sliceBytes, headerBytes: STATS_PAGE, totalSize: STATS_PAGE + workers * sliceBytes };
+  const floorOffset = STATS_PAGE + workers * sliceBytes;
+  const floorBytes = Math.ceil((sas * FLOOR_STRIDE * 8) / STATS_PAGE) * STATS_PAGE;
+  return { workers, ports, sas, sliceBytes, headerBytes: STATS_PAGE, floorOffset, floorBytes, totalSize: floorOffset + floorBytes };
 }
 
 /** One worker's slice: `fields` (WORKER_FIELDS), `counters` (ports × PORT_STRIDE), `sa` (sas × SA_STRIDE). */
@@ -280,6 +297,7 @@ export class StatsFile {
     u[STATS_HDR.TOTAL_HI] = Math.floor(L.totalSize / 0x100000000);
     u[STATS_HDR.CREATED] = Math.floor(Date.now() / 1000);
     u[STATS_HDR.SAS] = L.sas;
+    u[STATS_HDR.FLOORS] = L.floorOffset;
     Atomics.store(u, STATS_HDR.MAGIC, STATS_MAGIC); // last: valid from here on
     return new StatsFile(sab, L, name);
   }
@@ -302,7 +320,7 @@ export class StatsFile {
       throw new Error(`${name}: corrupt stats header (${(e as Error).message})`);
     }
     const total = u[STATS_HDR.TOTAL_HI] * 0x100000000 + u[STATS_HDR.TOTAL_LO];
-    if (total !== L.totalSize || u[STATS_HDR.SLICE_BYTES] !== L.sliceBytes) throw new Error(`${name}: corrupt stats header (size)`);
+    if (total !== L.totalSize || u[STATS_HDR.SLICE_BYTES] !== L.sliceBytes || u[STATS_HDR.FLOORS] !== L.floorOffset) throw new Error(`${name}: corrupt stats header (size)`);
     if (sab.byteLength < total) throw new Error(`${name}: mapping is ${sab.byteLength} bytes but the stats file needs ${total} (truncated?)`);
     return new StatsFile(sab, L, name);
   }
@@ -311,18 +329,20 @@ export class StatsFile {
    * Writer: maps (creating / growing) `path` with the native addon and initialises it. keepSas: the per-SA
    * blocks of a previous file at `path` (same version and names), summed over its workers, are carried into
    * worker 0 of the new file (a restarted fast path goes on counting, and its outbound sequence numbers go on
-   * from `oseq`, instead of restarting at 1 with the same keys).
+   * from `oseq`, instead of restarting at 1 with the same keys). The oseq floors (fpsd's) are carried over too.
    */
   static createFile(path: string, cfg: StatsConfig, opts: { keepSas?: boolean } = {}): StatsFile {
     const L = statsLayout(cfg);
     let kept: SaStats[] = [];
+    let keptFloors: Float64Array | null = null;
     if (opts.keepSas === true && L.sas > 0) {
       try {
         const old = StatsFile.open(path);
         const n = Math.min(old.layout.sas, L.sas);
         for (let i = 0; i < n; i++) kept.push(old.readSa(i));
+        keptFloors = old.floors().slice(0, n * FLOOR_STRIDE);
       } catch {
-        kept = []; // no previous file, or another layout: start from zero
+        kept = []; keptFloors = null; // no previous file, or another layout: start from zero
       }
     }
     const sab = loadNative().shm.map(path, { size: L.totalSize, create: true });
@@ -331,6 +351,7 @@ export class StatsFile {
       const sa = f.worker(0).sa;
       kept.forEach((k, i) => { SA_COUNTERS.forEach((c, j) => { sa[i * SA_STRIDE + j] = k[c]; }); });
     }
+    if (keptFloors) f.floors().set(keptFloors);
     return f;
   }
 
@@ -381,6 +402,31 @@ export class StatsFile {
       if (b[SA_C_ISEQ] > out.iseq) out.iseq = b[SA_C_ISEQ];
     }
     return out;
+  }
+
+  /** The oseq floor region: FLOOR_STRIDE Float64 per SA slot (FL_TAG, FL_OSEQ); fpsd writes it, the fast path reads it. */
+  floors(): Float64Array {
+    return new Float64Array(this.sab, this.layout.floorOffset, this.layout.sas * FLOOR_STRIDE);
+  }
+
+  /** The oseq floor of SA slot `slot` (tag 0: none). */
+  readFloor(slot: number): { tag: number; oseq: number } {
+    if (!Number.isInteger(slot) || slot < 0 || slot >= this.layout.sas) throw new RangeError(`SA slot ${slot}: the stats file has ${this.layout.sas} SA slots`);
+    const f = new Float64Array(this.sab, this.layout.floorOffset + slot * FLOOR_STRIDE * 8, FLOOR_STRIDE);
+    return { tag: f[FL_TAG], oseq: f[FL_OSEQ] };
+  }
+
+  /**
+   * fpsd (the only writer): the kernel used outbound sequence numbers up to `oseq` on the SA incarnation `tag`
+   * (shm entry sequence word) in slot `slot`. Needs a writable mapping (open(path, { writable: true })).
+   */
+  writeFloor(slot: number, tag: number, oseq: number): void {
+    if (!Number.isInteger(slot) || slot < 0 || slot >= this.layout.sas) throw new RangeError(`SA slot ${slot}: the stats file has ${this.layout.sas} SA slots`);
+    if (!Number.isInteger(oseq) || oseq < 0 || oseq > Number.MAX_SAFE_INTEGER) throw new RangeError(`oseq floor ${oseq}: must be a non-negative integer`);
+    const f = new Float64Array(this.sab, this.layout.floorOffset + slot * FLOOR_STRIDE * 8, FLOOR_STRIDE);
+    // A reader between the two stores sees a mixed pair at worst: it then only skips numbers, never reuses one.
+    f[FL_TAG] = tag >>> 0;
+    f[FL_OSEQ] = oseq;
   }
 
   /** Zeroes worker `w`'s slice (a worker starting over). */

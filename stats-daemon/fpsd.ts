@@ -6,7 +6,10 @@
 // Inputs: the shared state memory (SA table: identity, lifetimes, entry sequence word = the tag of
 // the SA incarnation; VRF table: VRF → netns name) and the fast path's stats file (per-SA slots,
 // slot = SA entry index). Output: netlink XFRM requests in the SA's netns (VRF 0 = the control
-// plane). Nothing is written to the shared memory or the stats file.
+// plane), and the stats file's oseq floors (the only thing fpsd writes there): every period, each SA's
+// kernel oseq is read (GETAE); when Linux sent on the SA itself (its oseq moved away from what fpsd
+// pushed) and is above the fast path's, it becomes the SA's floor, and the fast path numbers above it.
+// Nothing is written to the shared memory.
 
 import * as fs from 'fs';
 import * as path from 'path';
@@ -23,7 +26,7 @@ import { READ_BUSY, READ_OK, ShmReader } from '../shared-mem/reader';
 import { StatsFile, type SaStats } from '../shared-mem/stats';
 import { parseOid, SNMP_DEFAULTS, SnmpExporter, type SnmpOptions } from './snmp';
 import {
-  expireAction, type FpSaCounters, type Limits, limitsOf, planChanges, planPush, sameCounters, ZERO_COUNTERS,
+  expireAction, floorFor, type FpSaCounters, kernelOseq, type Limits, limitsOf, planChanges, planPush, replayChanges, sameCounters, ZERO_COUNTERS,
 } from './sa-push';
 
 const ESRCH = 3, ENOENT = 2, EINVAL = 22;
@@ -43,6 +46,12 @@ export interface FpsdOptions {
   requestTimeoutMs: number;
   /** Port counters to net-snmp through AgentX (off by default). */
   snmp: SnmpOptions;
+  /**
+   * Outbound SAs: the kernel's oseq is set to the fast path's oseq + this margin, so that packets Linux
+   * encrypts itself take numbers the fast path does not reach before fpsd's next period (keep it below the
+   * peers' replay windows: the fast path's numbers in between must stay inside the window). Default OSEQ_MARGIN.
+   */
+  oseqMargin?: number;
 }
 
 export const FPSD_DEFAULTS = { periodMs: 1000, saCounters: true, expire: true, requestTimeoutMs: 2000 } as const;
@@ -72,9 +81,13 @@ export function fpsdOptions(cfg: LfpConfig, over: Partial<FpsdOptions> = {}): Fp
           if (typeof v !== 'string' || (v !== '' && !v.startsWith('/'))) throw new FpsdConfigError('"statsDaemon.stateFile" must be an absolute path or ""');
           o.stateFile = v;
           break;
+        case 'oseqMargin':
+          if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 65536) throw new FpsdConfigError('"statsDaemon.oseqMargin" must be an integer in [0, 65536]');
+          o.oseqMargin = v;
+          break;
         case 'snmp': o.snmp = parseSnmp(v); break;
         default:
-          throw new FpsdConfigError(`unknown key "statsDaemon.${k}" (known: periodMs, saCounters, expire, stateFile, requestTimeoutMs, snmp)`);
+          throw new FpsdConfigError(`unknown key "statsDaemon.${k}" (known: periodMs, saCounters, expire, stateFile, requestTimeoutMs, oseqMargin, snmp)`);
       }
     }
   }
@@ -136,6 +149,8 @@ interface Track {
   gone: boolean;
   /** Current values of the last push when an EXPIRE request failed (retried next period even without traffic). */
   expireRetry: { bytes: bigint; packets: bigint } | null;
+  /** The kernel oseq fpsd last set (NEWAE); -1 = none. The kernel's oseq moving away from it = Linux sent. */
+  pushedOseq: number;
 }
 
 interface VrfSock { netns: string | undefined; socks: (RequestSocket | undefined)[] }
@@ -146,13 +161,24 @@ export const CONCURRENCY = 8;
 export interface FpsdCounters {
   ticks: number; pushes: number; unchanged: number; staleTags: number; getaeErrors: number; pushErrors: number;
   softExpires: number; hardExpires: number; expireErrors: number; goneSas: number; rescans: number;
+  /** Oseq floors written (Linux sent on an SA above the fast path's numbers). */
+  floors: number;
 }
+
+/** Default statsDaemon.oseqMargin: sequence numbers left to the fast path above its oseq in the kernel SA. */
+export const OSEQ_MARGIN = 8;
+/**
+ * Packets Linux may send on an SA between fpsd's GETAE and its NEWAE (which sets the kernel's oseq without
+ * seeing them): before a NEWAE that moves the kernel's oseq, the fast path's floor is set this far above the
+ * GETAE's oseq, so that those numbers stay Linux's.
+ */
+export const OSEQ_RACE_SLACK = 2;
 
 interface StateFile {
   version: 1;
   statsCreated: number;
   statsPid: number;
-  sas: Record<string, { tag: number; last: FpSaCounters; addTime: string; softSent: boolean; hardSent: boolean }>;
+  sas: Record<string, { tag: number; last: FpSaCounters; addTime: string; softSent: boolean; hardSent: boolean; pushedOseq?: number }>;
 }
 
 export function saKey(sa: { vrf: number; daddr: string; spi: number; proto: number }): string {
@@ -163,8 +189,10 @@ export class StatsDaemon {
   readonly opts: FpsdOptions;
   readonly counters: FpsdCounters = {
     ticks: 0, pushes: 0, unchanged: 0, staleTags: 0, getaeErrors: 0, pushErrors: 0, softExpires: 0, hardExpires: 0,
-    expireErrors: 0, goneSas: 0, rescans: 0,
+    expireErrors: 0, goneSas: 0, rescans: 0, floors: 0,
   };
+  /** The stats file is mapped writable (oseq floors); false: read-only, no floors. */
+  private statsWritable = false;
   private reader: ShmReader | null = null;
   private readerIno = 0;
   private stats: StatsFile | null = null;
@@ -270,7 +298,14 @@ export class StatsDaemon {
     }
     if (!this.stats) {
       try {
-        this.stats = StatsFile.open(sp);
+        try {
+          this.stats = StatsFile.open(sp, { writable: true });
+          this.statsWritable = true;
+        } catch (e) {
+          this.stats = StatsFile.open(sp);
+          this.statsWritable = false;
+          this.log.warn(`stats file ${sp} not writable (${(e as Error).message}): no oseq floors for the fast path`);
+        }
         this.statsIno = stIno;
       } catch (e) {
         this.waiting(`the fast path's stats file ${sp} (${(e as Error).message})`);
@@ -373,12 +408,13 @@ export class StatsDaemon {
       }
       const t: Track = {
         slot: i, key, tag, sa, ref, limits: limitsOf(sa.lifetime), last: { ...ZERO_COUNTERS },
-        addTime: '0', softSent: false, hardSent: false, gone: false, expireRetry: null,
+        addTime: '0', softSent: false, hardSent: false, gone: false, expireRetry: null, pushedOseq: -1,
       };
       const saved = this.restored?.[key];
       if (saved) {
         delete this.restored![key];
         t.last = { ...saved.last }; t.addTime = saved.addTime; t.softSent = saved.softSent; t.hardSent = saved.hardSent;
+        if (typeof saved.pushedOseq === 'number') t.pushedOseq = saved.pushedOseq;
       }
       this.tracks.set(i, t);
     }
@@ -399,29 +435,37 @@ export class StatsDaemon {
     this.rescan();
     const stats = this.stats!;
     const nowSec = Date.now() / 1000;
-    // SAs with work this period: changed counters, or an EXPIRE to retry
-    const work: { t: Track; now: FpSaCounters | null }[] = [];
+    // SAs with work this period: changed counters (push), or else the floor check (GETAE: did Linux send on
+    // the SA itself?) and an EXPIRE to retry
+    const work: { t: Track; now: FpSaCounters | null; fpOseq: number }[] = [];
     for (const t of this.tracks.values()) {
       if (t.gone) continue;
       const c = readSaSlot(stats, t.slot);
       if (!c) continue;
-      if (c.tag !== t.tag) { if (c.packets || c.bytes) this.counters.staleTags++; continue; } // an older SA's counts
+      if (c.tag !== t.tag) { // an older SA's counts (or none: the fast path did not use this SA yet)
+        if (c.packets || c.bytes) this.counters.staleTags++;
+        if (this.statsWritable) work.push({ t, now: null, fpOseq: 0 });
+        continue;
+      }
       const now: FpSaCounters = { packets: c.packets, bytes: c.bytes, oseq: c.oseq, iseq: c.iseq };
-      if (!sameCounters(now, t.last)) work.push({ t, now });
+      if (!sameCounters(now, t.last)) work.push({ t, now, fpOseq: c.oseq });
       else {
         this.counters.unchanged++;
-        if (t.expireRetry && this.opts.expire) work.push({ t, now: null });
+        if (this.statsWritable || (t.expireRetry && this.opts.expire)) work.push({ t, now: null, fpOseq: c.oseq });
       }
     }
     // CONCURRENCY workers, each with its own socket per VRF (one request in flight per socket)
     let next = 0;
     const worker = async (k: number): Promise<void> => {
       while (next < work.length && !this.closed) {
-        const { t, now } = work[next++];
+        const { t, now, fpOseq } = work[next++];
         const sock = this.sockFor(t.sa.vrf, k);
         if (!sock) continue;
         if (now) await this.pushOne(t, sock, now, nowSec);
-        else if (t.expireRetry) await this.expireIfDue(t, sock, t.expireRetry.bytes, t.expireRetry.packets);
+        else {
+          if (this.statsWritable) await this.floorOne(t, sock, fpOseq);
+          if (t.expireRetry && this.opts.expire && !t.gone) await this.expireIfDue(t, sock, t.expireRetry.bytes, t.expireRetry.packets);
+        }
       }
     };
     const n = Math.min(CONCURRENCY, work.length);
@@ -431,6 +475,54 @@ export class StatsDaemon {
 
   private async request(sock: RequestSocket, build: (seq: number) => Uint8Array) {
     return sock.request(build, false, this.opts.requestTimeoutMs);
+  }
+
+  /** GETAE of an SA; null when it failed (counted; `gone` set on ESRCH). */
+  private async getAeOf(t: Track, sock: RequestSocket): Promise<XfrmAe | null> {
+    try {
+      const msgs = await this.request(sock, (seq) => getAe(t.ref, seq));
+      const r = msgs.length ? decodeXfrm(msgs[0], t.sa.vrf) : null;
+      if (!r || r.kind !== 'ae') throw new Error(`unexpected answer to GETAE: ${r ? r.kind : 'none'}`);
+      return r.ae;
+    } catch (e) {
+      if (e instanceof NetlinkError && e.errno === ESRCH) {
+        t.gone = true; this.counters.goneSas++;
+        this.log.debug(`SA ${t.key}: not in the kernel (any more)`);
+        return null;
+      }
+      this.counters.getaeErrors++;
+      this.log.warn(`SA ${t.key}: GETAE failed: ${(e as Error).message}`);
+      return null;
+    }
+  }
+
+  /**
+   * Writes the SA's oseq floor when Linux sent on it above the fast path's numbers (floorFor): the kernel's
+   * oseq + `ahead` (the margin: Linux, which is sending, keeps its next numbers until the next period).
+   * Returns the floor the fast path goes on from (0: none), so that the push sets the kernel above it.
+   */
+  private checkFloor(t: Track, kOseq: number, fpOseq: number, pushed = t.pushedOseq, ahead = 0): number {
+    if (!this.statsWritable || !this.stats || t.slot >= statsSaSlots(this.stats)) return 0;
+    let f = floorFor(kOseq, fpOseq, pushed);
+    if (f === 0) return 0;
+    f += ahead;
+    const cur = this.stats.readFloor(t.slot);
+    if (cur.tag === t.tag && cur.oseq >= f) return cur.oseq;
+    try {
+      this.stats.writeFloor(t.slot, t.tag, f);
+      this.counters.floors++;
+      this.log.debug(`SA ${t.key}: Linux sent up to ${f} (fast path at ${fpOseq}): floor written`);
+      return f;
+    } catch (e) {
+      this.log.warn(`SA ${t.key}: cannot write the oseq floor: ${(e as Error).message}`);
+      return 0;
+    }
+  }
+
+  /** No new fast-path traffic: only the floor check (GETAE). */
+  private async floorOne(t: Track, sock: RequestSocket, fpOseq: number): Promise<void> {
+    const ae = await this.getAeOf(t, sock);
+    if (ae) this.checkFloor(t, kernelOseq(ae), fpOseq, t.pushedOseq, this.opts.oseqMargin ?? OSEQ_MARGIN);
   }
 
   private async pushOne(t: Track, sock: RequestSocket, now: FpSaCounters, nowSec: number): Promise<void> {
@@ -456,13 +548,27 @@ export class StatsDaemon {
       if (t.addTime !== '0') { t.softSent = false; t.hardSent = false; }
       t.addTime = addTime;
     }
-    const plan = planPush(ae, now, t.last, nowSec);
+    const kOseq = kernelOseq(ae);
+    // the fast path goes on above a floor written now: the kernel is set above that (+ margin)
+    const margin = this.opts.oseqMargin ?? OSEQ_MARGIN;
+    const floor = this.checkFloor(t, kOseq, now.oseq, t.pushedOseq, margin);
+    let base = floor > now.oseq ? { ...now, oseq: floor } : now;
+    let plan = planPush(ae, base, t.last, nowSec, margin);
     if (planChanges(ae, plan)) {
+      // the replay state only when it changes: a copy of the GETAE's would set back an oseq Linux moved meanwhile
+      const withReplay = replayChanges(ae, plan);
+      if (withReplay && now.oseq > 0) {
+        // Linux may send between this GETAE and the NEWAE: its next numbers (kOseq + 1 ..) stay its own
+        const f = this.checkFloor(t, kOseq + OSEQ_RACE_SLACK, base.oseq, -1);
+        if (f > base.oseq) { base = { ...now, oseq: f }; plan = planPush(ae, base, t.last, nowSec, margin); }
+      }
       try {
         await this.request(sock, (seq) => newAe({
-          ...t.ref, lifetime: plan.lifetime, replay: plan.replay, replayEsn: plan.replayEsn,
+          ...t.ref, lifetime: plan.lifetime, replay: withReplay ? plan.replay : undefined, replayEsn: withReplay ? plan.replayEsn : undefined,
         }, seq, true));
         this.counters.pushes++;
+        const pushed = plan.replayEsn ? plan.replayEsn.oseqHi * 0x100000000 + plan.replayEsn.oseq : plan.replay ? plan.replay.oseq : -1;
+        if (withReplay && pushed !== kOseq) { t.pushedOseq = pushed; this.dirtyState = true; }
       } catch (e) {
         if (e instanceof NetlinkError && e.errno === ESRCH) { t.gone = true; this.counters.goneSas++; return; }
         this.counters.pushErrors++;
@@ -525,7 +631,7 @@ export class StatsDaemon {
     if (!f || this.statsCreated < 0) return;
     const s: StateFile = { version: 1, statsCreated: this.statsCreated, statsPid: this.statsPid, sas: {} };
     for (const t of this.tracks.values()) {
-      s.sas[t.key] = { tag: t.tag, last: t.last, addTime: t.addTime, softSent: t.softSent, hardSent: t.hardSent };
+      s.sas[t.key] = { tag: t.tag, last: t.last, addTime: t.addTime, softSent: t.softSent, hardSent: t.hardSent, pushedOseq: t.pushedOseq };
     }
     try {
       fs.mkdirSync(path.dirname(f), { recursive: true });

@@ -6,6 +6,7 @@
 //   kernel_now  = GETAE                       (includes what the kernel processed itself: exceptions)
 //   delta       = fast_path_now - fast_path_at_last_successful_push   (the fast path's new traffic)
 //   NEWAE         lifetime = kernel_now + delta, replay = max(kernel_now, fast path)
+//                 (outbound: oseq = max(kernel, fast path's oseq + margin), so Linux numbers above the fast path)
 // so both the kernel's own traffic and the fast path's are counted exactly once. A fast-path counter
 // that went down (fast path restarted, slot reused) counts from 0: delta = fast_path_now.
 
@@ -52,7 +53,8 @@ const lo32 = (v: number): number => (v % TWO32) >>> 0;
  * counters now and at the last successful push. `nowSec` (unix seconds) becomes the SA's use_time
  * when the kernel had none and the fast path used the SA (use-time lifetimes start then).
  */
-export function planPush(kernel: XfrmAe, now: FpSaCounters, last: FpSaCounters, nowSec: number): PushPlan {
+export function planPush(kernel: XfrmAe, now: FpSaCounters, last: FpSaCounters, nowSec: number, oseqMargin = 0): PushPlan {
+  const oTarget = now.oseq > 0 ? now.oseq + oseqMargin : 0; // a fast path that never sent on the SA pushes no oseq
   const k = kernel.lifetime;
   const kb = k ? BigInt(k.bytes) : 0n, kp = k ? BigInt(k.packets) : 0n;
   const dBytes = counterDelta(now.bytes, last.bytes), dPackets = counterDelta(now.packets, last.packets);
@@ -66,7 +68,7 @@ export function planPush(kernel: XfrmAe, now: FpSaCounters, last: FpSaCounters, 
     const r = kernel.replayEsn;
     const e: XfrmReplayStateEsn = { ...r, bmp: r.bmp.slice() };
     const kOseq = r.oseqHi * TWO32 + r.oseq, kSeq = r.seqHi * TWO32 + r.seq;
-    if (now.oseq > kOseq) { e.oseq = lo32(now.oseq); e.oseqHi = hi32(now.oseq); }
+    if (oTarget > kOseq) { e.oseq = lo32(oTarget); e.oseqHi = hi32(oTarget); }
     if (now.iseq > kSeq) {
       e.seq = lo32(now.iseq); e.seqHi = hi32(now.iseq);
       // The fast path's window is not in the stats file: count every number of the new window as
@@ -77,7 +79,7 @@ export function planPush(kernel: XfrmAe, now: FpSaCounters, last: FpSaCounters, 
   } else if (kernel.replay) {
     const r = kernel.replay;
     const p: XfrmReplayState = { ...r };
-    const o = Math.min(now.oseq, 0xffffffff), s = Math.min(now.iseq, 0xffffffff);
+    const o = Math.min(oTarget, 0xffffffff), s = Math.min(now.iseq, 0xffffffff);
     if (o > r.oseq) p.oseq = o;
     if (s > r.seq) { p.seq = s; p.bitmap = 0xffffffff; }
     plan.replay = p;
@@ -102,6 +104,23 @@ export function planChanges(kernel: XfrmAe, plan: PushPlan): boolean {
   return false;
 }
 
+/**
+ * Whether a plan changes the kernel's replay state. When it does not, the NEWAE carries the lifetime only: a
+ * replay state copied from the GETAE answer would set the kernel's oseq back if Linux sent a packet between
+ * the GETAE and the NEWAE (it would then number that packet again).
+ */
+export function replayChanges(kernel: XfrmAe, plan: PushPlan): boolean {
+  if (plan.replay && kernel.replay) {
+    const a = plan.replay, b = kernel.replay;
+    return a.oseq !== b.oseq || a.seq !== b.seq || a.bitmap !== b.bitmap;
+  }
+  if (plan.replayEsn && kernel.replayEsn) {
+    const a = plan.replayEsn, b = kernel.replayEsn;
+    return a.oseq !== b.oseq || a.oseqHi !== b.oseqHi || a.seq !== b.seq || a.seqHi !== b.seqHi || a.bmp.some((w, i) => w !== b.bmp[i]);
+  }
+  return !!(plan.replay || plan.replayEsn);
+}
+
 export type ExpireAction = 'none' | 'soft' | 'hard';
 
 /** Limits as bigints; XFRM_INF (2^64 - 1) = no limit. */
@@ -124,4 +143,20 @@ export function expireAction(lim: Limits, bytes: bigint, packets: bigint, softSe
   if ((soft || hard) && !softSent) return 'soft';
   if (hard) return 'hard';
   return 'none';
+}
+
+/** The kernel's outbound sequence number in a GETAE answer (64 bits with ESN), 0 when it reported no replay state. */
+export function kernelOseq(ae: XfrmAe): number {
+  if (ae.replayEsn) return ae.replayEsn.oseqHi * TWO32 + ae.replayEsn.oseq;
+  if (ae.replay) return ae.replay.oseq;
+  return 0;
+}
+
+/**
+ * The oseq floor to write for the fast path, or 0 for none: the kernel's oseq when Linux itself sent on the SA
+ * since fpsd last set it (kOseq differs from what fpsd pushed, `pushed`, -1 = nothing pushed) and it is above
+ * the fast path's oseq.
+ */
+export function floorFor(kOseq: number, fpOseq: number, pushed: number): number {
+  return kOseq > fpOseq && kOseq !== pushed ? kOseq : 0;
 }
