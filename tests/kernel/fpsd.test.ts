@@ -21,7 +21,7 @@ import { SA_C_BYTES, SA_C_ISEQ, SA_C_OSEQ, SA_C_PACKETS, SA_C_TAG, SA_STRIDE, St
 import { OSEQ_MARGIN, OSEQ_RACE_SLACK, StatsDaemon } from '../../stats-daemon/fpsd';
 import { LfpEnv, sleep, waitUntil } from '../lib/lfp-env';
 import { Netns, sh } from '../lib/netns';
-import { repoRoot, runInUml, umlUnavailableReason } from '../uml/uml';
+import { mirrorUmlTests, repoRoot } from '../uml/uml';
 import type { UmlLfp } from '../lib/uml-lfp';
 import type { Charon } from '../lib/swan';
 
@@ -47,38 +47,10 @@ const T = {
 
 
 if (!IN_UML) {
-  // Host: one UML boot runs every guest test (mocha, JSON report into the repository's build/); each
-  // guest test then shows here as its own test with the guest's result.
-  interface GuestTest { title: string; fullTitle: string; duration?: number; err: { message?: string; stack?: string } }
-  interface GuestReport { stats: { passes: number; failures: number }; tests: GuestTest[]; pending: GuestTest[]; failures: GuestTest[] }
+  // Host: one UML boot runs every guest test; each guest test then shows here as its own test.
   describe('fpsd: per-SA counters into the kernel (inside user-mode Linux, kernel 6.1 with ESP)', function () {
     this.timeout(600_000);
-    let report: GuestReport | null = null;
-    let raw = '';
-    before(async function () {
-      const reason = umlUnavailableReason();
-      if (reason !== null) { console.log(`      skipping: ${reason}`); this.skip(); }
-      const out = path.join(repoRoot(), 'build', `fpsd-uml-report-${process.pid}.json`);
-      try {
-        const r = await runInUml([path.join(repoRoot(), 'node_modules/.bin/mocha'), '--reporter', 'json', '--reporter-option', `output=${out}`, path.join(__dirname, 'fpsd.test.js')], {
-          timeoutMs: 480_000, env: { LFP_FPSD_IN_UML: '1' },
-        });
-        raw = `exit ${r.code}\n${(r.stdout + r.stderr).slice(-6000)}`;
-        try { report = JSON.parse(fs.readFileSync(out, 'utf8')) as GuestReport; } catch { report = null; }
-      } finally {
-        fs.rmSync(out, { force: true });
-      }
-    });
-    for (const title of Object.values(T)) {
-      it(title, function () {
-        assert.ok(report, `no report from the UML run:\n${raw}`);
-        if (report.pending.some((p) => p.title === title)) this.skip();
-        const t = report.tests.find((x) => x.title === title);
-        const hooks = report.failures.filter((f) => /hook/.test(f.title)).map((f) => `${f.fullTitle}: ${f.err.stack ?? f.err.message}`);
-        assert.ok(t, `not run inside UML:\n${hooks.join('\n')}\n${raw}`);
-        if (t.err && Object.keys(t.err).length) assert.fail(`inside UML: ${t.err.stack ?? t.err.message}`);
-      });
-    }
+    mirrorUmlTests(path.join(__dirname, 'fpsd.test.js'), Object.values(T), { timeoutMs: 480_000, env: { LFP_FPSD_IN_UML: '1' } });
   });
 } else {
   describeInUml();

@@ -16,7 +16,7 @@ import { StatsFile } from '../../shared-mem/stats';
 import { StatsDaemon } from '../../stats-daemon/fpsd';
 import { sleep, waitUntil } from '../lib/lfp-env';
 import { sh } from '../lib/netns';
-import { repoRoot, runInUml, umlUnavailableReason } from '../uml/uml';
+import { mirrorUmlTests, repoRoot } from '../uml/uml';
 import type { UmlLfp } from '../lib/uml-lfp';
 
 const IN_UML = process.env.LFP_IPSEC_SEQ_IN_UML === '1';
@@ -28,36 +28,9 @@ const T = {
 } as const;
 
 if (!IN_UML) {
-  interface GuestTest { title: string; fullTitle: string; err: { message?: string; stack?: string } }
-  interface GuestReport { tests: GuestTest[]; pending: GuestTest[]; failures: GuestTest[] }
   describe('IPsec: one outbound SA used by Linux and the fast path (inside user-mode Linux, kernel 6.1 with ESP)', function () {
     this.timeout(600_000);
-    let report: GuestReport | null = null;
-    let raw = '';
-    before(async function () {
-      const reason = umlUnavailableReason();
-      if (reason !== null) { console.log(`      skipping: ${reason}`); this.skip(); }
-      const out = path.join(repoRoot(), 'build', `ipsec-seq-uml-report-${process.pid}.json`);
-      try {
-        const r = await runInUml([path.join(repoRoot(), 'node_modules/.bin/mocha'), '--reporter', 'json', '--reporter-option', `output=${out}`, path.join(__dirname, 'ipsec-seq.test.js')], {
-          timeoutMs: 540_000, env: { LFP_IPSEC_SEQ_IN_UML: '1' },
-        });
-        raw = `exit ${r.code}\n${(r.stdout + r.stderr).slice(-6000)}`;
-        try { report = JSON.parse(fs.readFileSync(out, 'utf8')) as GuestReport; } catch { report = null; }
-      } finally {
-        fs.rmSync(out, { force: true });
-      }
-    });
-    for (const title of Object.values(T)) {
-      it(title, function () {
-        assert.ok(report, `no report from the UML run:\n${raw}`);
-        if (report.pending.some((p) => p.title === title)) this.skip();
-        const t = report.tests.find((x) => x.title === title);
-        const hooks = report.failures.filter((f) => /hook/.test(f.title)).map((f) => `${f.fullTitle}: ${f.err.stack ?? f.err.message}`);
-        assert.ok(t, `not run inside UML:\n${hooks.join('\n')}\n${raw}`);
-        if (t.err && Object.keys(t.err).length) assert.fail(`inside UML: ${t.err.stack ?? t.err.message}`);
-      });
-    }
+    mirrorUmlTests(path.join(__dirname, 'ipsec-seq.test.js'), Object.values(T), { timeoutMs: 540_000, env: { LFP_IPSEC_SEQ_IN_UML: '1' } });
   });
 } else {
   describeInUml();

@@ -121,3 +121,46 @@ export function runInUml(cmd: string[], opts: UmlOptions = {}): Promise<UmlResul
         });
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// A mocha test file that runs itself inside UML
+
+interface GuestTest { title: string; fullTitle: string; err: { message?: string; stack?: string } }
+interface GuestReport { tests: GuestTest[]; pending: GuestTest[]; failures: GuestTest[] }
+
+/**
+ * Host side of a test file whose tests run inside UML (the file checks an environment variable to know
+ * where it runs): inside the current `describe`, one UML boot runs `testFile` (a compiled mocha file) with
+ * `env`, writing a JSON report into the repository's build/; then each of `titles` shows here as its own
+ * test with the guest's result (skipped when the guest skipped it). Skips everything with the reason when
+ * UML is unavailable.
+ */
+export function mirrorUmlTests(testFile: string, titles: readonly string[], opts: { timeoutMs: number; env: Record<string, string> }): void {
+  let report: GuestReport | null = null;
+  let raw = '';
+  before(async function () {
+    const reason = umlUnavailableReason();
+    if (reason !== null) { console.log(`      skipping: ${reason}`); this.skip(); }
+    const out = path.join(repoRoot(), 'build', `${path.basename(testFile, '.js')}-uml-report-${process.pid}.json`);
+    try {
+      const r = await runInUml([path.join(repoRoot(), 'node_modules/.bin/mocha'), '--reporter', 'json', '--reporter-option', `output=${out}`, testFile], {
+        timeoutMs: opts.timeoutMs, env: opts.env,
+      });
+      raw = `exit ${r.code}\n${(r.stdout + r.stderr).slice(-6000)}`;
+      try { report = JSON.parse(fs.readFileSync(out, 'utf8')) as GuestReport; } catch { report = null; }
+    } finally {
+      fs.rmSync(out, { force: true });
+    }
+  });
+  for (const title of titles) {
+    it(title, function () {
+      if (report === null) throw new Error(`no report from the UML run:\n${raw}`);
+      const rep: GuestReport = report;
+      if (rep.pending.some((p) => p.title === title)) this.skip();
+      const t = rep.tests.find((x) => x.title === title);
+      const hooks = rep.failures.filter((f) => /hook/.test(f.title)).map((f) => `${f.fullTitle}: ${f.err.stack ?? f.err.message}`);
+      if (!t) throw new Error(`not run inside UML:\n${hooks.join('\n')}\n${raw}`);
+      if (t.err && Object.keys(t.err).length) throw new Error(`inside UML: ${t.err.stack ?? t.err.message}`);
+    });
+  }
+}
