@@ -24,7 +24,7 @@ import { decodeSa } from '../shared-mem/entries';
 import { SA_E } from '../shared-mem/layout';
 import { READ_BUSY, READ_OK, ShmReader } from '../shared-mem/reader';
 import { StatsFile, type SaStats } from '../shared-mem/stats';
-import { parseOid, SNMP_DEFAULTS, SnmpExporter, type SnmpOptions } from './snmp';
+import { SNMP_DEFAULTS, SnmpExporter, type SnmpOptions } from './snmp';
 import {
   expireAction, floorFor, type FpSaCounters, kernelOseq, type Limits, limitsOf, planChanges, planPush, replayChanges, sameCounters, ZERO_COUNTERS,
 } from './sa-push';
@@ -56,70 +56,22 @@ export interface FpsdOptions {
 
 export const FPSD_DEFAULTS = { periodMs: 1000, saCounters: true, expire: true, requestTimeoutMs: 2000 } as const;
 
-export class FpsdConfigError extends Error {}
-
 /**
- * The daemon's options from the config (`statsDaemon` object, when lib/config.ts carries it) plus
- * overrides (command line). Wrong types are refused with a message naming the key.
+ * The daemon's options: the config's `statsDaemon` object (validated by lib/config.ts when the file was
+ * read) over the defaults, then overrides (command line). An `snmp` object enables SNMP unless it says
+ * `enabled: false`.
  */
 export function fpsdOptions(cfg: LfpConfig, over: Partial<FpsdOptions> = {}): FpsdOptions {
-  const raw = (cfg as LfpConfig & { statsDaemon?: unknown }).statsDaemon;
+  const sd = cfg.statsDaemon ?? {};
   const o: FpsdOptions = { ...FPSD_DEFAULTS, stateFile: path.join(cfg.runDir, 'fpsd.state'), snmp: { ...SNMP_DEFAULTS } };
-  if (raw !== undefined && raw !== null) {
-    if (typeof raw !== 'object' || Array.isArray(raw)) throw new FpsdConfigError('"statsDaemon" must be an object');
-    for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
-      switch (k) {
-        case 'periodMs': case 'requestTimeoutMs':
-          if (typeof v !== 'number' || !Number.isInteger(v) || v < 10 || v > 3_600_000) throw new FpsdConfigError(`"statsDaemon.${k}" must be an integer number of milliseconds in [10, 3600000]`);
-          o[k] = v;
-          break;
-        case 'saCounters': case 'expire':
-          if (typeof v !== 'boolean') throw new FpsdConfigError(`"statsDaemon.${k}" must be true or false`);
-          o[k] = v;
-          break;
-        case 'stateFile':
-          if (typeof v !== 'string' || (v !== '' && !v.startsWith('/'))) throw new FpsdConfigError('"statsDaemon.stateFile" must be an absolute path or ""');
-          o.stateFile = v;
-          break;
-        case 'oseqMargin':
-          if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 65536) throw new FpsdConfigError('"statsDaemon.oseqMargin" must be an integer in [0, 65536]');
-          o.oseqMargin = v;
-          break;
-        case 'snmp': o.snmp = parseSnmp(v); break;
-        default:
-          throw new FpsdConfigError(`unknown key "statsDaemon.${k}" (known: periodMs, saCounters, expire, stateFile, requestTimeoutMs, oseqMargin, snmp)`);
-      }
-    }
-  }
+  if (sd.periodMs !== undefined) o.periodMs = sd.periodMs;
+  if (sd.requestTimeoutMs !== undefined) o.requestTimeoutMs = sd.requestTimeoutMs;
+  if (sd.saCounters !== undefined) o.saCounters = sd.saCounters;
+  if (sd.expire !== undefined) o.expire = sd.expire;
+  if (sd.stateFile !== undefined) o.stateFile = sd.stateFile;
+  if (sd.oseqMargin !== undefined) o.oseqMargin = sd.oseqMargin;
+  if (sd.snmp !== undefined) o.snmp = { ...SNMP_DEFAULTS, enabled: true, ...sd.snmp };
   return { ...o, ...over };
-}
-
-function parseSnmp(v: unknown): SnmpOptions {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new FpsdConfigError('"statsDaemon.snmp" must be an object');
-  const o: SnmpOptions = { ...SNMP_DEFAULTS, enabled: true };
-  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
-    switch (k) {
-      case 'enabled':
-        if (typeof x !== 'boolean') throw new FpsdConfigError('"statsDaemon.snmp.enabled" must be true or false');
-        o.enabled = x;
-        break;
-      case 'master':
-        if (typeof x !== 'string' || !x) throw new FpsdConfigError('"statsDaemon.snmp.master" must be a host name or address');
-        o.master = x;
-        break;
-      case 'masterPort':
-        if (typeof x !== 'number' || !Number.isInteger(x) || x < 1 || x > 65535) throw new FpsdConfigError('"statsDaemon.snmp.masterPort" must be a TCP port (1 to 65535)');
-        o.masterPort = x;
-        break;
-      case 'oid':
-        if (typeof x !== 'string' || !parseOid(x)) throw new FpsdConfigError('"statsDaemon.snmp.oid" must be a dotted OID such as 1.3.6.1.3.8765');
-        o.oid = x;
-        break;
-      default:
-        throw new FpsdConfigError(`unknown key "statsDaemon.snmp.${k}" (known: enabled, master, masterPort, oid)`);
-    }
-  }
-  return o;
 }
 
 /** Number of SA slots of a stats file (0: the fast path keeps no per-SA counters). */

@@ -7,7 +7,7 @@ import * as path from 'path';
 import { ConfigError, DEFAULT_CONFIG, loadConfig, type LfpConfig } from '../lib/config';
 import { createLogger } from '../lib/log';
 import { runDaemon, usageExit } from '../lib/daemon';
-import { FpsdConfigError, fpsdOptions, StatsDaemon, type FpsdOptions } from './fpsd';
+import { fpsdOptions, StatsDaemon, type FpsdOptions } from './fpsd';
 
 const USAGE = '[-c CONFIG] [--period-ms MS] [--no-expire] [--no-sa-counters] [--snmp-agentx HOST:PORT]';
 const argv = process.argv.slice(2);
@@ -39,14 +39,8 @@ for (let i = 0; i < argv.length; i++) {
 const log = createLogger('fpsd', config.logLevel);
 
 runDaemon('fpsd', log, async () => {
-  let d: StatsDaemon;
-  try {
-    if (snmpAgentx) over.snmp = { ...fpsdOptions(config).snmp, ...snmpAgentx, enabled: true };
-    d = new StatsDaemon(config, log, over);
-  } catch (e) {
-    if (e instanceof FpsdConfigError) usageExit('fpsd', USAGE, e.message);
-    throw e;
-  }
+  if (snmpAgentx) over.snmp = { ...fpsdOptions(config).snmp, ...snmpAgentx, enabled: true };
+  const d = new StatsDaemon(config, log, over);
   const statusFile = path.join(config.runDir, 'fpsd.status');
   const writeStatus = () => {
     try {

@@ -51,7 +51,6 @@ export function portRows(total: PortStats[], names: readonly string[]): (number 
   return total.map((p, i) => [i + 1, names[i] ?? `port${i}`, ...PORT_TABLE_COLUMNS.slice(2).map((c) => c64(c.counter!(p)))]);
 }
 
-export function parseOid(s: string): boolean { return /^\d+(\.\d+)+$/.test(s); }
 
 // The subset of net-snmp used here (the package has no type declarations).
 interface NetSnmp {

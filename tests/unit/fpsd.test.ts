@@ -2,11 +2,11 @@
 // the expiry decision, the options, and the XFRM request builders it adds (GETAE, user EXPIRE).
 // The kernel-facing behaviour is proven inside user-mode Linux by tests/kernel/fpsd.test.ts.
 import * as assert from 'assert';
-import { DEFAULT_CONFIG, type LfpConfig } from '../../lib/config';
+import { ConfigError, parseConfig, type LfpConfig } from '../../lib/config';
 import { parseMessages } from '../../netlink/codec';
 import { NLM_F_ACK, NLM_F_REQUEST, XFRM_MSG_EXPIRE, XFRM_MSG_GETAE, XFRMA_MARK } from '../../netlink/constants';
 import { decodeXfrm, expireRequest, getAe, type XfrmAe } from '../../netlink/xfrm';
-import { fpsdOptions, FpsdConfigError, saKey } from '../../stats-daemon/fpsd';
+import { fpsdOptions, saKey } from '../../stats-daemon/fpsd';
 import { portRows } from '../../stats-daemon/snmp';
 import { portStatsOf, PORT_STRIDE, DROP_BASE, dropReason, C_RX_PACKETS, C_TX_BYTES } from '../../shared-mem/stats';
 import {
@@ -102,7 +102,8 @@ describe('fpsd: expiry decision', () => {
 });
 
 describe('fpsd: options', () => {
-  const cfg = (sd?: unknown): LfpConfig => ({ ...DEFAULT_CONFIG, runDir: '/run/x', ...(sd === undefined ? {} : { statsDaemon: sd }) } as LfpConfig);
+  // through the config parser, which validates statsDaemon (fpsd takes the validated object)
+  const cfg = (sd?: unknown): LfpConfig => parseConfig(JSON.stringify({ runDir: '/run/x', ...(sd === undefined ? {} : { statsDaemon: sd }) }));
   it('defaults (state file in runDir)', () => {
     const o = fpsdOptions(cfg());
     assert.deepStrictEqual({ ...o, snmp: undefined }, { periodMs: 1000, saCounters: true, expire: true, requestTimeoutMs: 2000, stateFile: '/run/x/fpsd.state', snmp: undefined });
@@ -112,7 +113,7 @@ describe('fpsd: options', () => {
     assert.strictEqual(o.periodMs, 250); assert.strictEqual(o.expire, false); assert.strictEqual(o.stateFile, ''); assert.strictEqual(o.saCounters, false);
   });
   it('refuses wrong types and unknown keys, naming the key', () => {
-    assert.throws(() => fpsdOptions(cfg({ periodMs: 0 })), (e: Error) => e instanceof FpsdConfigError && /statsDaemon\.periodMs/.test(e.message));
+    assert.throws(() => fpsdOptions(cfg({ periodMs: 0 })), (e: Error) => e instanceof ConfigError && /statsDaemon\.periodMs/.test(e.message));
     assert.throws(() => fpsdOptions(cfg({ expire: 'yes' })), /statsDaemon\.expire/);
     assert.throws(() => fpsdOptions(cfg({ stateFile: 'rel' })), /statsDaemon\.stateFile/);
     assert.throws(() => fpsdOptions(cfg({ bogus: 1 })), /unknown key "statsDaemon\.bogus"/);
