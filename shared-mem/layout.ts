@@ -15,10 +15,16 @@
 //   FIB4D_E.DEFAULT (one Atomics.store): a lookup that finds 0 in tbl24 / tbl8 returns it.
 // - Each IPv4 table has a summary bitmap (region fib4Sum, FIB4_SUM_WORDS words, one bit per /16):
 //   a bit is set (Atomics.or) BEFORE the first non-zero tbl24 word of its /16 is stored and is
-//   cleared only while the table slot is unused (or rebuilt). A lookup whose bit is 0 both before
-//   and after it read the DEFAULT word returns DEFAULT without touching tbl24: a sparse table
-//   (local, a VRF's few routes) then costs one cache-resident load instead of a TLB miss into its
-//   64 MB tbl24.
+//   cleared only while the table slot is unused (or rebuilt). A lookup whose bit is 0 returns the
+//   DEFAULT word without touching tbl24: a sparse table (local, a VRF's few routes) then costs two
+//   cache-resident plain loads instead of a TLB miss into its 64 MB tbl24. The two loads are not
+//   ordered (an Atomics.load is a ~4 ns builtin call in Node 20, and this runs for every packet and
+//   table): any pair of values they see is a state the table was in, except "bit clear (read before
+//   the first prefix of the /16 was added), DEFAULT 0 (read after the default route was deleted)",
+//   which answers "no route in this table" for a packet that had one all along. The packet then goes
+//   on to the next table of the rules or, in the usual case (main table), to Linux as a 'no-route'
+//   exception, and Linux, which has both states, forwards it. Two updates of one table (a prefix
+//   added to a /16 that had none, then its default route deleted) must race a packet for it.
 // - Hash indexes use open addressing with linear probing and tombstones; a live entry never moves
 //   until a rebuild, which is done into the other of two index arrays and published by bumping the
 //   index generation word (its low bit selects the active array). A reader that misses re-checks

@@ -399,12 +399,13 @@ export class ShmReader {
   lookup4i(slot: number, addr: number): number {
     if (slot < 0) return 0;
     const u = this.i32;
-    // Summary bit of the /16 clear before and after DEFAULT was read: no tbl24 word of it was
-    // non-zero meanwhile (layout.ts), so DEFAULT is the answer and tbl24 is not touched.
-    const sum = this.base.fib4Sum + slot * FIB4_SUM_WORDS + (addr >>> 21), bit = (addr >>> 16) & 31;
-    if (((u[sum] >>> bit) & 1) === 0) {
-      const d = Atomics.load(u, this.base.fib4Desc + slot * FIB4D_E.WORDS + FIB4D_E.DEFAULT);
-      if (((Atomics.load(u, sum) >>> bit) & 1) === 0) return d;
+    // Summary bit of the /16 clear: no tbl24 word of it is non-zero (layout.ts), DEFAULT is the answer
+    // and tbl24 is not touched. Two plain loads, in either order: every pair of values they can see
+    // is a state the table was in, but one (bit clear before a more specific prefix was added, DEFAULT
+    // read after the default route was deleted) which answers "no route": the packet goes to Linux
+    // (exception 'no-route'), which forwards it. See layout.ts.
+    if (((u[this.base.fib4Sum + slot * FIB4_SUM_WORDS + (addr >>> 21)] >>> ((addr >>> 16) & 31)) & 1) === 0) {
+      return u[this.base.fib4Desc + slot * FIB4D_E.WORDS + FIB4D_E.DEFAULT];
     }
     const i24 = this.base.tbl24 + slot * TBL24_ENTRIES + (addr >>> 8);
     let w = u[i24];
