@@ -8,7 +8,7 @@
 
 import { C_RX_BYTES, C_RX_PACKETS, PORT_STRIDE, dropReason, exceptionReason } from '../../shared-mem/stats';
 import { ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, type FpContext } from '../context';
-import { VEC, vpush, type Vector } from '../vector';
+import { VEC, vcopyWithin, vpush, vswap, type Vector } from '../vector';
 import type { DropNode } from './drop';
 import type { ExceptionNode } from './exception';
 import type { Ipv4InputNode } from './ipv4-input';
@@ -38,13 +38,17 @@ export class EthInputNode {
     this.ctx = ctx;
   }
 
-  /** Classifies v[0 .. v.n) into the next nodes' vectors (v itself is left as is). */
+  /**
+   * Classifies v[0 .. v.n) into the next nodes' vectors: IPv4 packets stay in v (compacted) and v's
+   * contents are then exchanged with ipv4-input's input vector (vswap; v is left empty, the caller
+   * sets v.n = 0).
+   */
   process(v: Vector): void {
     const ctx = this.ctx, m = ctx.mem, c = ctx.counters, mac = ctx.portMac, vrfOf = ctx.portVrf, nports = ctx.nports;
     const m16 = ctx.mem16, m16End = m16.length * 2, mac16 = ctx.portMac16;
     const exc = this.exception, drop = this.drop;
-    const v4 = this.ipv4.input, v6 = this.ipv6.input;
-    let nbad = 0;
+    const v6 = this.ipv6.input;
+    let nbad = 0, j = 0; // IPv4 packets stay in v, compacted to v[0 .. j)
     // rx counters summed over runs of packets of one port (a vector is mostly one port's burst)
     let cport = -1, cpkts = 0, cbytes = 0;
     for (let i = 0; i < v.n; i++) {
@@ -77,8 +81,8 @@ export class EthInputNode {
       const et = (m[o + 12] << 8) | m[o + 13];
       if (et === ETH_P_IP) {
         if (group) { exc.add(v, i, groupReason(m, o)); continue; }
-        if (v4.n === VEC) this.ipv4.run();
-        vpush(v4, v.mbuf[i], o, len, port, 0);
+        if (j !== i) vcopyWithin(v, j, i);
+        v.aux[j++] = 0;
       } else if (et === ETH_P_IPV6) {
         // NDP: ICMPv6 (next header 58 right after the fixed header) of type 133..137
         if (len >= ETH_HLEN + 41 && m[o + ETH_HLEN + 6] === 58) {
@@ -94,6 +98,10 @@ export class EthInputNode {
     }
     if (cport >= 0) { c[cport * PORT_STRIDE + C_RX_PACKETS] += cpkts; c[cport * PORT_STRIDE + C_RX_BYTES] += cbytes; }
     if (nbad > 0) ctx.io.free(this.badPort, nbad);
+    v.n = j;
+    const next = this.ipv4;
+    if (next.input.n > 0) next.run();
+    vswap(v, next.input);
   }
 }
 

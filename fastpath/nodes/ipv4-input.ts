@@ -19,7 +19,7 @@ import { dropReason, exceptionReason } from '../../shared-mem/stats';
 import { ipv4ChecksumOk, ipv4ChecksumOk16 } from '../checksum';
 import { ETH_HLEN } from '../context';
 import { GraphNode } from '../graph-node';
-import { VEC, vmove } from '../vector';
+import { vcopyWithin, vswap } from '../vector';
 import type { DropNode } from './drop';
 import { AUX_DECRYPTED, AUX_FRAGMENT } from './esp-encrypt';
 import type { ExceptionNode } from './exception';
@@ -43,7 +43,7 @@ export class Ipv4InputNode extends GraphNode {
 
   run(): void {
     const v = this.input, m = this.ctx.mem, m16 = this.ctx.mem16, exc = this.exception, drop = this.drop;
-    const out = this.lookup.input;
+    let j = 0; // packets that go on stay in v, compacted to v[0 .. j)
     for (let i = 0; i < v.n; i++) {
       const o = v.off[i] + ETH_HLEN, l3 = v.len[i] - ETH_HLEN;
       if (l3 < 20) { drop.add(v, i, D_TRUNCATED); continue; }
@@ -62,9 +62,14 @@ export class Ipv4InputNode extends GraphNode {
         (s0 & m[o + 13] & m[o + 14] & m[o + 15]) === 255) { drop.add(v, i, D_MARTIAN); continue; }
       if (hl > 20) { exc.add(v, i, X_OPTIONS); continue; }
       if (m[o + 8] <= 1) { exc.add(v, i, X_TTL); continue; }
-      if (out.n === VEC) this.lookup.run();
-      vmove(out, v, i, (v.aux[i] & AUX_DECRYPTED) | (((m[o + 6] & 0x3f) | m[o + 7]) !== 0 ? AUX_FRAGMENT : 0));
+      const aux = (v.aux[i] & AUX_DECRYPTED) | (((m[o + 6] & 0x3f) | m[o + 7]) !== 0 ? AUX_FRAGMENT : 0);
+      if (j !== i) vcopyWithin(v, j, i);
+      v.aux[j++] = aux;
     }
-    v.n = 0;
+    v.n = j;
+    // hand the vector to ipv4-lookup (its earlier packets first)
+    const next = this.lookup;
+    if (next.input.n > 0) next.run();
+    vswap(v, next.input);
   }
 }

@@ -23,7 +23,7 @@ import { X_SHM_BUSY, acceptRoute } from '../route';
 import type { PacketSink } from '../reassembly';
 import { dropReason, exceptionReason } from '../../shared-mem/stats';
 import { FIB_GROUP, FIB_INDEX_MASK, RTN_LOCAL } from '../route-types';
-import { VEC, vmove } from '../vector';
+import { vcopyWithin, vmove, vswap } from '../vector';
 import type { DropNode } from './drop';
 import type { EspDecryptNode } from './esp-decrypt';
 import { AUX_DECRYPTED, AUX_FRAGMENT, type EspEncryptNode } from './esp-encrypt';
@@ -58,7 +58,8 @@ export class Ipv4LookupNode extends GraphNode {
 
   run(): void {
     const v = this.input, ctx = this.ctx, m = ctx.mem, shm = ctx.shm, fib = this.fib, exc = this.exception, drop = this.drop;
-    const out = this.rewrite.input, portVrf = ctx.portVrf, esp = this.espEncrypt;
+    const portVrf = ctx.portVrf, esp = this.espEncrypt;
+    let j = 0; // packets for ipv4-rewrite stay in v, compacted to v[0 .. j) (aux = next hop)
     fib.beginVector();
     // Touch every packet's FIB words first: their cache / TLB misses overlap (fib.ts touch4).
     if (this.touchPass) fib.touchVector4(v, m, portVrf);
@@ -102,10 +103,14 @@ export class Ipv4LookupNode extends GraphNode {
       const nh = (val >>> 30) === FIB_GROUP ? shm.groupSelect(val & FIB_INDEX_MASK, flowHash4(rd32(m, o + 12), dst, proto, frag ? 0 : this.ports(m, o, proto))) : val & FIB_INDEX_MASK;
       if (nh < 0) { exc.add(v, i, X_SHM_BUSY); continue; }
       if (esp !== null && esp.spdActive(4)) { esp.add(v, i, nh | (v.aux[i] & AUX_DECRYPTED)); continue; }
-      if (out.n === VEC) this.rewrite.run();
-      vmove(out, v, i, nh);
+      if (j !== i) vcopyWithin(v, j, i);
+      v.aux[j++] = nh;
     }
-    v.n = 0;
+    v.n = j;
+    // hand the vector to ipv4-rewrite (its earlier packets first)
+    const next = this.rewrite;
+    if (next.input.n > 0) next.run();
+    vswap(v, next.input);
   }
 
   /** The first 4 bytes after the IPv4 header at m[o..] (TCP/UDP/SCTP/UDP-Lite ports) when present, else 0. */

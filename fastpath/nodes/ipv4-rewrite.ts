@@ -17,7 +17,7 @@ import { GW_V4, GW_V6, type Adjacency } from '../adjacency';
 import { csumUpdate16 } from '../checksum';
 import { ETH_HLEN, type FpContext } from '../context';
 import { GraphNode } from '../graph-node';
-import { VEC, vpush } from '../vector';
+import { VEC, vcopyWithin, vpush, vswap } from '../vector';
 import type { ExceptionNode } from './exception';
 import type { Ipv4FragmentNode } from './ipv4-fragment';
 import type { PortTxNode } from './port-tx';
@@ -48,6 +48,7 @@ export class Ipv4RewriteNode extends GraphNode {
     const m16 = ctx.mem16, m16End = m16.length * 2, nbMac = adj.nbMac, srcMac = adj.nhSrcMac;
     let lastNh = -1, lastT = 0, lastS = 0, w0 = 0, w1 = 0, w2 = 0, w3 = 0, w4 = 0, w5 = 0;
     let fport = -1, fwd = 0; // 'forwarded' summed over runs of packets of one input port
+    let j = 0; // packets for port-tx stay in v, compacted to v[0 .. j) (aux = egress port, len trimmed)
     for (let i = 0; i < v.n; i++) {
       const off = v.off[i], o = off + ETH_HLEN, nh = v.aux[i];
       let t: number, s: number;
@@ -84,16 +85,27 @@ export class Ipv4RewriteNode extends GraphNode {
       if (port !== fport) { if (fport >= 0) c[fport * PORT_STRIDE + C_FORWARDED] += fwd; fport = port; fwd = 0; }
       fwd++;
       if (frag) {
+        // the packets before it first, then its fragments, cut at once: they take the packet's place in
+        // port-tx. Sent after every packet of the vector that fits, they would be reordered (a receiver
+        // drops a datagram whose fragments are > 64 fragments apart, Linux's ipfrag_max_dist).
+        const tx = this.tx;
+        for (let k = 0; k < j; k++) tx.add(v.mbuf[k], v.off[k], v.len[k], v.port[k], v.aux[k]);
+        j = 0;
         const fq = this.fragment.input;
         if (fq.n === VEC) this.fragment.run();
         vpush(fq, v.mbuf[i], off, len, port, (egress | (mtu << 16)) >>> 0);
-        // cut at once: the fragments take the packet's place in port-tx. Queued until the end of the
-        // vector, they would leave after every packet of the vector that fits (reordering: a receiver
-        // drops a datagram whose fragments are > 64 fragments apart, Linux's ipfrag_max_dist).
         this.fragment.run();
-      } else this.tx.add(v.mbuf[i], off, len, port, egress);
+        continue;
+      }
+      if (j !== i) vcopyWithin(v, j, i);
+      v.len[j] = len;
+      v.aux[j++] = egress;
     }
     if (fport >= 0) c[fport * PORT_STRIDE + C_FORWARDED] += fwd;
-    v.n = 0;
+    v.n = j;
+    // hand the vector to port-tx (its earlier packets first)
+    const next = this.tx;
+    if (next.input.n > 0) next.run();
+    vswap(v, next.input);
   }
 }

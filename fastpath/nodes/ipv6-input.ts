@@ -18,7 +18,7 @@
 import { dropReason, exceptionReason } from '../../shared-mem/stats';
 import { ETH_HLEN } from '../context';
 import { GraphNode } from '../graph-node';
-import { VEC, vmove } from '../vector';
+import { vcopyWithin, vswap } from '../vector';
 import type { DropNode } from './drop';
 import { AUX_DECRYPTED, AUX_FRAGMENT } from './esp-encrypt';
 import type { ExceptionNode } from './exception';
@@ -45,7 +45,7 @@ export class Ipv6InputNode extends GraphNode {
 
   run(): void {
     const v = this.input, m = this.ctx.mem, exc = this.exception, drop = this.drop;
-    const out = this.lookup.input;
+    let j = 0; // packets that go on stay in v, compacted to v[0 .. j)
     for (let i = 0; i < v.n; i++) {
       const o = v.off[i] + ETH_HLEN, l3 = v.len[i] - ETH_HLEN;
       if (l3 < 40) { drop.add(v, i, D_TRUNCATED); continue; }
@@ -64,9 +64,14 @@ export class Ipv6InputNode extends GraphNode {
         if (m[o + 6] !== 44 || 40 + ((m[o + 4] << 8) | m[o + 5]) < 48 || EXT[m[o + 40]] !== 0) { exc.add(v, i, X_EXT); continue; }
         frag = AUX_FRAGMENT;
       }
-      if (out.n === VEC) this.lookup.run();
-      vmove(out, v, i, (v.aux[i] & AUX_DECRYPTED) | frag);
+      const aux = (v.aux[i] & AUX_DECRYPTED) | frag;
+      if (j !== i) vcopyWithin(v, j, i);
+      v.aux[j++] = aux;
     }
-    v.n = 0;
+    v.n = j;
+    // hand the vector to ipv6-lookup (its earlier packets first)
+    const next = this.lookup;
+    if (next.input.n > 0) next.run();
+    vswap(v, next.input);
   }
 }

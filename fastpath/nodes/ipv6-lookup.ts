@@ -17,7 +17,7 @@ import { X_SHM_BUSY, acceptRoute } from '../route';
 import type { PacketSink } from '../reassembly';
 import { dropReason, exceptionReason } from '../../shared-mem/stats';
 import { FIB_GROUP, FIB_INDEX_MASK, RTN_LOCAL } from '../route-types';
-import { VEC, vmove } from '../vector';
+import { vcopyWithin, vmove, vswap } from '../vector';
 import type { DropNode } from './drop';
 import type { EspDecryptNode } from './esp-decrypt';
 import { AUX_DECRYPTED, AUX_FRAGMENT, type EspEncryptNode } from './esp-encrypt';
@@ -50,7 +50,8 @@ export class Ipv6LookupNode extends GraphNode {
 
   run(): void {
     const v = this.input, ctx = this.ctx, m = ctx.mem, shm = ctx.shm, fib = this.fib, exc = this.exception, drop = this.drop;
-    const out = this.rewrite.input, dst = this.dst;
+    const dst = this.dst;
+    let j = 0; // packets for ipv6-rewrite stay in v, compacted to v[0 .. j) (aux = next hop)
     fib.beginVector();
     for (let i = 0; i < v.n; i++) {
       const o = v.off[i] + ETH_HLEN, port = v.port[i];
@@ -89,9 +90,13 @@ export class Ipv6LookupNode extends GraphNode {
       const nh = (val >>> 30) === FIB_GROUP ? shm.groupSelect(val & FIB_INDEX_MASK, flowHash6(m, o, nxt, ports)) : val & FIB_INDEX_MASK;
       if (nh < 0) { exc.add(v, i, X_SHM_BUSY); continue; }
       if (esp !== null && esp.spdActive(6)) { esp.add(v, i, nh | (v.aux[i] & (AUX_DECRYPTED | AUX_FRAGMENT))); continue; }
-      if (out.n === VEC) this.rewrite.run();
-      vmove(out, v, i, nh);
+      if (j !== i) vcopyWithin(v, j, i);
+      v.aux[j++] = nh;
     }
-    v.n = 0;
+    v.n = j;
+    // hand the vector to ipv6-rewrite (its earlier packets first)
+    const next = this.rewrite;
+    if (next.input.n > 0) next.run();
+    vswap(v, next.input);
   }
 }

@@ -10,6 +10,7 @@ import { ETH_HLEN, type FpContext } from '../context';
 import { GraphNode } from '../graph-node';
 import type { ExceptionNode } from './exception';
 import type { PortTxNode } from './port-tx';
+import { vcopyWithin, vswap } from '../vector';
 
 const X_TOO_BIG = exceptionReason('too-big');
 
@@ -31,6 +32,7 @@ export class Ipv6RewriteNode extends GraphNode {
     // The previous packet's answer when it had the same next hop with a gateway (any gateway kind:
     // for IPv6 an empty one counts as ::), as in ipv4-rewrite.
     let lastNh = -1, lastT = 0, lastS = 0;
+    let j = 0; // packets for port-tx stay in v, compacted to v[0 .. j) (aux = egress port, len trimmed)
     for (let i = 0; i < v.n; i++) {
       const off = v.off[i], o = off + ETH_HLEN, nh = v.aux[i];
       let t: number, s: number;
@@ -49,8 +51,14 @@ export class Ipv6RewriteNode extends GraphNode {
       adj.writeMacs(m, off, s, t);
       const port = v.port[i];
       c[port * PORT_STRIDE + C_FORWARDED]++;
-      this.tx.add(v.mbuf[i], off, ETH_HLEN + tot, port, nhResult[s]);
+      if (j !== i) vcopyWithin(v, j, i);
+      v.len[j] = ETH_HLEN + tot;
+      v.aux[j++] = nhResult[s];
     }
-    v.n = 0;
+    v.n = j;
+    // hand the vector to port-tx (its earlier packets first)
+    const next = this.tx;
+    if (next.input.n > 0) next.run();
+    vswap(v, next.input);
   }
 }

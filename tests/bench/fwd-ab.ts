@@ -4,13 +4,16 @@
 // CPU time. Other jobs on a shared machine then slow both sides alike, which separate runs of
 // fwd-inmem.js cannot promise.
 //   node build/tests/bench/fwd-ab.js <treeA> <treeB> [routes=1000000] [blocks=20] [packets per block=262144]
+//   env SHM_A / SHM_B=<dir>: that side's world in a file of <dir> (see main)
 // A tree is a copy of build/ (e.g. cp -r build /tmp/a before a change); prints per tree the CPU ns
 // per packet (generator included, ~20 ns) and in how many block pairs B was faster.
+import * as fs from 'fs';
 import * as path from 'path';
+import * as native from '../../native';
 
 interface Tree {
   dir: string;
-  buildWorld: (routes: number) => { r: unknown };
+  buildWorld: (routes: number, alloc?: (bytes: number) => SharedArrayBuffer) => { r: unknown };
   Gen: new (io: unknown, routes: number) => { fill(v: unknown): void };
   Graph: new (o: unknown) => { process(v: unknown): void; portStats(p: number): { forwarded: number } };
   MemIo: new (o: unknown) => unknown;
@@ -37,13 +40,23 @@ function main(): void {
   if (!da || !db) throw new Error('usage: fwd-ab.js <treeA> <treeB> [routes] [blocks] [packets per block]');
   const routes = Number(routesArg ?? 1_000_000), blocks = Number(blocksArg ?? 20), per = Number(perArg ?? 262144);
   const A = load(da), B = load(db);
-  const { r } = B.buildWorld(routes);
-  const sab = (r as { u32: Uint32Array }).u32.buffer as SharedArrayBuffer;
-  const side = (t: Tree) => {
+  // SHM_A / SHM_B=<dir>: that side gets its own world in a file of <dir> (e.g. a tmpfs mounted with
+  // huge=within_size, to measure huge pages); by default both sides share one SharedArrayBuffer world.
+  const world = (dir: string | undefined): SharedArrayBuffer => {
+    const alloc = dir ? (bytes: number) => {
+      const f = path.join(dir, `fwd-ab-${process.pid}-${Math.random().toString(36).slice(2)}`);
+      try { return native.shm.map(f, { size: bytes, create: true }); } finally { fs.unlinkSync(f); }
+    } : undefined;
+    const { r } = B.buildWorld(routes, alloc);
+    return (r as { u32: Uint32Array }).u32.buffer as SharedArrayBuffer;
+  };
+  const shared = process.env.SHM_A || process.env.SHM_B ? undefined : world(undefined);
+  const side = (t: Tree, dir: string | undefined) => {
     const io = new t.MemIo({ buffers: 4096, ports: 2, capture: false });
+    const sab = shared ?? world(dir);
     return { t, g: new t.Graph({ io, shm: t.ShmReader.attach(sab), ports: 2 }), gen: new t.Gen(io, routes), v: new t.Vector() };
   };
-  const S = { A: side(A), B: side(B) };
+  const S = { A: side(A, process.env.SHM_A), B: side(B, process.env.SHM_B) };
   type Side = typeof S.A;
   const run = (s: Side, n: number): number => {
     const c = process.cpuUsage();
