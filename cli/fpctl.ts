@@ -5,6 +5,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { spawn } from 'child_process';
 import { loadConfig, DEFAULT_CONFIG, LfpConfig, statsPath } from '../lib/config';
+import { hugeMappedBytes, hugeOf, mountOf } from '../shared-mem/huge';
 import { ShmReader } from '../shared-mem/reader';
 import { StatsFile } from '../shared-mem/stats';
 import type { AnyObject, ObjectKind } from '../lib/model';
@@ -270,6 +271,20 @@ async function stop(o: Opts): Promise<number> {
   return 0;
 }
 
+interface HugePagesStatus { huge: boolean; why: string; fpHugeBytes: number | null }
+
+/** Whether the shm file's file system gives huge pages, and how much of it the running fast path maps with them. */
+function hugePagesStatus(cfg: LfpConfig, fpPid: number | null): HugePagesStatus {
+  let huge = false, why = '';
+  try {
+    const m = mountOf(path.dirname(cfg.shm.path));
+    ({ huge, why } = m ? hugeOf(m) : { huge: false, why: 'no mount found' });
+  } catch (e) { why = (e as Error).message; }
+  let fpHugeBytes: number | null = null;
+  if (fpPid) { try { fpHugeBytes = hugeMappedBytes(cfg.shm.path, fpPid); } catch { /* gone */ } }
+  return { huge, why, fpHugeBytes };
+}
+
 function status(o: Opts): number {
   const { cfg } = configOf(o);
   const st: Record<string, unknown> = {};
@@ -281,6 +296,7 @@ function status(o: Opts): number {
   } catch (e) {
     st.shm = { path: cfg.shm.path, error: (e as Error).message };
   }
+  (st.shm as Record<string, unknown>).hugePages = hugePagesStatus(cfg, (st.fp as { pid: number | null }).pid);
   if (o.json) { console.log(JSON.stringify(st, null, 2)); return 0; }
   const c = st.cmgrd as { pid: number | null; status: Record<string, any> | null };
   const f = st.fpmd as { pid: number | null };
@@ -290,6 +306,8 @@ function status(o: Opts): number {
   console.log(`cmgrd: ${c.pid ? `running (pid ${c.pid})` : 'not running'}${c.status ? `, FPC ${c.status.fpc?.state}, cache ${JSON.stringify(c.status.cache)}` : ''}`);
   if (hasFastPath(cfg)) console.log(`fpsd:  ${(st.fpsd as { pid: number | null }).pid ? `running (pid ${(st.fpsd as { pid: number }).pid})` : 'not running'}`);
   console.log(`shm:   ${cfg.shm.path} ${shm.error ? `unavailable: ${shm.error}` : `writer heartbeat ${shm.heartbeatAgeMs} ms ago`}`);
+  const hp = (st.shm as { hugePages: HugePagesStatus }).hugePages;
+  console.log(`       huge pages: ${hp.huge ? 'yes' : 'no'} (${hp.why})${hp.fpHugeBytes !== null ? `; the fast path maps ${(hp.fpHugeBytes / 1048576).toFixed(0)} MiB of it with 2 MiB pages` : ''}`);
   return f.pid && c.pid && (!hasFastPath(cfg) || ((st.fp as { pid: number | null }).pid && (st.fpsd as { pid: number | null }).pid)) ? 0 : 3;
 }
 

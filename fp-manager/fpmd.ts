@@ -3,6 +3,8 @@
 // and the FPC Hello makes cmgrd replay its cache inside SYNC_BEGIN/SYNC_END (mark and sweep).
 import { FpcServer } from '../fpc/transport';
 import { decodeObject, Envelope, FpcError, kindOf, MsgType, msgTypeName, ReportCode } from '../fpc/codec';
+import { dirname } from 'path';
+import { prepareHugeDir } from '../shared-mem/huge';
 import { ShmWriter, ShmFullError } from '../shared-mem/writer';
 import type { CounterName } from '../shared-mem/layout';
 import type { LfpConfig } from '../lib/config';
@@ -18,7 +20,12 @@ export class FpManager {
   constructor(readonly cfg: LfpConfig, private log: Logger, private opts: { fresh?: boolean } = {}) {}
 
   async start(): Promise<void> {
-    const { path, ...sizes } = this.cfg.shm;
+    const { path, hugePages, ...sizes } = this.cfg.shm;
+    if (hugePages !== false) {
+      const h = prepareHugeDir(dirname(path));
+      if (h.state === 'mounted' || h.state === 'huge') this.log.info(`shared memory in ${h.dir}: ${h.detail}`);
+      else this.log.warn(`shared memory in ${h.dir}: ${h.detail} (FIB lookups are slower on 4 KiB pages; docs/config.md, shm.hugePages)`);
+    }
     this.writer = ShmWriter.open(path, { config: sizes, fresh: !!this.opts.fresh });
     if (this.writer.attached) {
       const differ = Object.entries(sizes).filter(([k, v]) => (this.writer.config as unknown as Record<string, number>)[k] !== v);

@@ -54,7 +54,8 @@ export interface LfpConfig {
   /** FPC endpoint: ipc:///path (default) or tcp://host:port. */
   fpc: string;
   /** Shared-memory file and table sizes. */
-  shm: { path: string } & ShmSizes;
+  /** path: the shared-memory file; hugePages: fpmd prepares its directory for huge pages (shared-mem/huge.ts). */
+  shm: { path: string; hugePages: boolean } & ShmSizes;
   /** Where pid files and the FPC socket live. */
   runDir: string;
   /** Where daemon logs go. */
@@ -112,14 +113,14 @@ export const DEFAULT_CONFIG: LfpConfig = {
   portSpecs: [],
   fastpath: { eal: [], memMB: 256, mbufs: 16384, burst: 256, ipsec: true, ipsecFragment: 'after-encrypt', ipsecLocalDecrypt: true },
   fpc: 'ipc:///run/lfp/fpc.sock',
-  shm: { path: '/dev/shm/lfp' },
+  shm: { path: '/run/lfp/shm/lfp', hugePages: true },
   runDir: '/run/lfp',
   logDir: '/var/log/lfp',
   netlinkRcvbuf: 256 * 1024 * 1024,
   logLevel: 'info',
 };
 
-const SHM_KEYS = ['path', 'maxVrfs', 'maxLinks', 'maxAddrs', 'maxRoutes', 'fib4Tables', 'tbl8Groups', 'fib6Tables',
+const SHM_KEYS = ['path', 'hugePages', 'maxVrfs', 'maxLinks', 'maxAddrs', 'maxRoutes', 'fib4Tables', 'tbl8Groups', 'fib6Tables',
   'fib6Entries', 'maxNexthops', 'maxGroups', 'maxNeigh', 'maxRules', 'maxPolicies', 'maxSas'];
 
 export class ConfigError extends Error {}
@@ -233,6 +234,9 @@ export function parseConfig(text: string, source = 'config'): LfpConfig {
           if (sk === 'path') {
             if (typeof sv !== 'string' || !sv.startsWith('/')) throw new ConfigError(`${source}: "shm.path" must be an absolute path`);
             c.shm.path = sv;
+          } else if (sk === 'hugePages') {
+            if (typeof sv !== 'boolean') throw new ConfigError(`${source}: "shm.hugePages" must be true or false`);
+            c.shm.hugePages = sv;
           } else {
             (c.shm as unknown as Record<string, unknown>)[sk] = posInt(sv, `shm.${sk}`);
           }

@@ -18,7 +18,8 @@ NS="lfp-demo-cp lfp-demo-phy lfp-demo-a lfp-demo-b lfp-demo-vrf7"
 cleanup() {
   [ -f "$CFG" ] && $FPCTL stop -c "$CFG" >/dev/null 2>&1 || true
   for n in $NS; do ip netns del "$n" 2>/dev/null || true; done
-  rm -f /dev/shm/lfp-demo /dev/shm/lfp-demo-stats
+  # fpmd mounted a huge-page tmpfs on $D/shm for the shared memory (shm.hugePages)
+  if mountpoint -q "$D/shm" 2>/dev/null; then umount "$D/shm" || true; fi
 }
 if [ "${1:-}" = stop ]; then cleanup; rm -rf "$D"; echo "demo stopped"; exit 0; fi
 cleanup
@@ -43,7 +44,7 @@ cat > $CFG <<JSON
     { "name": "eth2", "kernel": "pB", "netns": "lfp-demo-phy" }
   ],
   "fpc": "ipc://$D/fpc.sock",
-  "shm": { "path": "/dev/shm/lfp-demo", "maxRoutes": 100000, "tbl8Groups": 4096 },
+  "shm": { "path": "$D/shm/lfp", "maxRoutes": 100000, "tbl8Groups": 4096 },
   "runDir": "$D",
   "logDir": "$D"
 }

@@ -36,7 +36,7 @@
 export const SHM_MAGIC = 0x5350464c; // "LFPS" in little-endian bytes
 export const LAYOUT_VERSION = 3; // 2: IPv4 default in FIB4D_E.DEFAULT (not tbl24), tbl8 incarnations, FIB6D_E.CHG; 3: fib4Sum
 export const PAGE_SIZE = 4096;
-export const DEFAULT_SHM_PATH = '/dev/shm/lfp';
+export const DEFAULT_SHM_PATH = '/run/lfp/shm/lfp'; // lib/config.ts shm.path
 
 // ---------------------------------------------------------------------------------------------
 // Configuration

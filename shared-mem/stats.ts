@@ -1,4 +1,4 @@
-// THE layout of the fast-path statistics file (default /dev/shm/lfp-stats), a shared-memory file
+// THE layout of the fast-path statistics file (default /run/lfp/shm/lfp-stats), a shared-memory file
 // SEPARATE from the state file (layout.ts): the fast path writes it, fpctl and the stats daemon read
 // it. Counter and reason names are defined here once (PORT_COUNTERS, EXCEPTION_REASONS, DROP_REASONS);
 // the fast path's nodes take their counter indices from these arrays.
@@ -42,7 +42,7 @@ import { loadNative } from './layout';
 
 export const STATS_MAGIC = 0x5453464c; // "LFST" in little-endian bytes
 export const STATS_VERSION = 3; // 2: per-SA counters (StatsConfig.sas), header word SAS; 3: oseq floor region (header word FLOORS)
-export const DEFAULT_STATS_PATH = '/dev/shm/lfp-stats';
+export const DEFAULT_STATS_PATH = '/run/lfp/shm/lfp-stats';
 export const STATS_PAGE = 4096;
 
 /** Per-port counters besides the reasons (index = counter slot in a port block). */

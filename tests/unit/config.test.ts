@@ -7,6 +7,8 @@ describe('config file', () => {
     assert.equal(c.controlPlaneNetns, 'cp');
     assert.deepEqual(c.ports, ['eth1', 'eth2']);
     assert.equal(c.shm.maxRoutes, 10);
+    assert.equal(c.shm.hugePages, true, 'huge pages by default');
+    assert.equal(parseConfig('{"shm": {"hugePages": false}}').shm.hugePages, false);
     assert.deepEqual(parseConfig('{}'), { ...DEFAULT_CONFIG, ports: [], shm: { ...DEFAULT_CONFIG.shm } });
   });
   it('reads port specs and the fastpath section', () => {
@@ -36,6 +38,7 @@ describe('config file', () => {
       ['{"shm": {"maxRoutes": -1}}', /"shm.maxRoutes" must be a positive integer/],
       ['{"shm": {"path": "relative"}}', /absolute path/],
       ['{"shm": {"routes": 1}}', /unknown key "shm.routes"/],
+      ['{"shm": {"hugePages": "yes"}}', /"shm.hugePages" must be true or false/],
       ['{"logLevel": "loud"}', /"logLevel" must be/],
     ];
     for (const [text, re] of bad) assert.throws(() => parseConfig(text, 'lfp.json'), (e: unknown) => e instanceof ConfigError && re.test(e.message) && e.message.startsWith('lfp.json:'), text);
