@@ -20,7 +20,8 @@
 // Environment: ROUTES (1000000), REPS (2), ATTEMPTS (2), WARMUP_MS (1500), MEASURE_MS (3000),
 // PARTS (inmem,memif,veth), VETH_PMDS (af_packet,af_xdp), GEN_CPU (0), FWD_CPU (1), QUIET_S (5:
 // how long to wait for an idle machine before each run), SMALL_ROUTES (1000: the in-memory part is
-// also run over this many routes, to separate the cost of FIB cache misses).
+// also run over this many routes, to separate the cost of FIB cache misses), HUGE (1: the shared memory
+// on a huge-page tmpfs, as lfp puts it by default; 0: 4 KiB pages).
 import { ChildProcess, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -32,6 +33,7 @@ import { StatsFile, type PortStats } from '../../shared-mem/stats';
 import { writeBatch, makeRoutes } from './fwd-routes';
 import type { GenOptions, GenResult } from './fwd-gen';
 import { FRAMES, GEN_IP, MAC, type InmemResult } from './fwd-inmem';
+import { prepareHugeDir } from '../../shared-mem/huge';
 
 const ROUTES = Number(process.env.ROUTES ?? 1_000_000);
 const REPS = Math.max(1, Number(process.env.REPS ?? 2));
@@ -51,6 +53,11 @@ const INMEM_JS = path.join(__dirname, 'fwd-inmem.js');
 
 // ---------------------------------------------------------------- cleanup of everything we start
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lfp-bench-fwd-'));
+// The shared memory where the product puts it: on a huge-page tmpfs (config shm.hugePages, default on;
+// shared-mem/huge.ts). HUGE=0: 4 KiB pages (a SharedArrayBuffer in-memory, /dev/shm for lfp).
+const HUGE = process.env.HUGE !== '0';
+const shmDir = path.join(tmp, 'shm');
+let hugeState = 'off (HUGE=0)';
 const children = new Set<ChildProcess>();
 const envs = new Set<LfpEnv>();
 const namespaces: Netns[] = [];
@@ -61,6 +68,7 @@ function cleanup(): void {
   for (const c of children) { try { c.kill('SIGKILL'); } catch { /* gone */ } }
   for (const e of envs) { try { e.stop(); } catch { /* best effort */ } }
   for (const n of namespaces.reverse()) { try { n.destroy(); } catch { /* best effort */ } }
+  if (HUGE) spawnSync('umount', ['-l', shmDir]);
   fs.rmSync(tmp, { recursive: true, force: true });
 }
 process.on('exit', cleanup);
@@ -248,7 +256,7 @@ async function withTestpmd<T>(ns: Netns | null, vdevs: string[], fn: (pid: numbe
 // ---------------------------------------------------------------- lfp
 async function startLfp(cp: Netns, portSpecs: PortSpec[]): Promise<LfpEnv> {
   const env = new LfpEnv({ cpNetns: cp.name, portSpecs, rcvbuf: 1024 * 1024 * 1024,
-    shm: { maxRoutes: ROUTES + 100_000, tbl8Groups: Math.max(8192, Math.ceil(ROUTES / 12)), fib4Tables: 4, fib6Tables: 4, fib6Entries: 4096 } });
+    shm: { ...(HUGE ? { path: path.join(shmDir, `lfp-${envs.size}`), hugePages: true } : {}), maxRoutes: ROUTES + 100_000, tbl8Groups: Math.max(8192, Math.ceil(ROUTES / 12)), fib4Tables: 4, fib6Tables: 4, fib6Entries: 4096 } });
   envs.add(env);
   try {
     env.spawn('fpmd', ['--fresh']);
@@ -412,7 +420,7 @@ function rowCells(r: Row): string[] {
 // ---------------------------------------------------------------- the parts
 async function inmem(routes: number): Promise<{ total: number; graph: number; contended: boolean }> {
   await quiet();
-  const r = await run('taskset', ['-c', String(FWD_CPU), process.execPath, '--max-old-space-size=4096', INMEM_JS, String(routes), '4000000', '5'], 300000);
+  const r = await run('env', [...(HUGE ? [`SHM_DIR=${shmDir}`] : []), 'taskset', '-c', String(FWD_CPU), process.execPath, '--max-old-space-size=4096', INMEM_JS, String(routes), '4000000', '5'], 300000);
   const res = JSON.parse(r.out.trim().split('\n').pop() ?? '{}') as InmemResult & { error?: string };
   if (res.error || !res.rounds) throw new Error(`in-memory part: ${res.error ?? r.err}`);
   const rounds = res.rounds.map((x) => ({ total: res.packets / x.total / 1e6, graph: res.packets / (x.total - x.gen) / 1e6, contended: x.cpuShare < 0.95 }));
@@ -563,6 +571,11 @@ async function main(): Promise<void> {
   console.log(`${cpu.length} cores (${cpu[0]?.model ?? '?'}, ${Number(mhz)} MHz: cycles/packet = MHz / Mpps on one core), kernel ${os.release()}, Node ${process.version}; ` +
     `${MEASURE_MS} ms windows after ${WARMUP_MS} ms warm-up, ${REPS} alternating run(s) per forwarder, median reported`);
   if (cpu.length < 2 || Math.max(GEN_CPU, FWD_CPU) >= cpu.length || GEN_CPU === FWD_CPU) throw new Error('needs 2 distinct cores GEN_CPU, FWD_CPU');
+  if (HUGE) {
+    const h = prepareHugeDir(shmDir);
+    hugeState = `${h.state === 'mounted' || h.state === 'huge' ? 'huge pages' : '4 KiB pages'}: ${h.detail}`;
+  }
+  console.log(`shared memory (in-memory world and lfp's file): ${hugeState}`);
   const batch = path.join(tmp, 'routes.batch');
   if (PARTS.has('memif') || PARTS.has('veth')) writeBatch(makeRoutes(ROUTES), batch, '10.2.0.2');
   if (PARTS.has('inmem')) await partInmem();

@@ -7,9 +7,8 @@
 //   env SHM_A / SHM_B=<dir>: that side's world in a file of <dir> (see main)
 // A tree is a copy of build/ (e.g. cp -r build /tmp/a before a change); prints per tree the CPU ns
 // per packet (generator included, ~20 ns) and in how many block pairs B was faster.
-import * as fs from 'fs';
 import * as path from 'path';
-import * as native from '../../native';
+import { fileAlloc } from './fwd-inmem';
 
 interface Tree {
   dir: string;
@@ -43,11 +42,7 @@ function main(): void {
   // SHM_A / SHM_B=<dir>: that side gets its own world in a file of <dir> (e.g. a tmpfs mounted with
   // huge=within_size, to measure huge pages); by default both sides share one SharedArrayBuffer world.
   const world = (dir: string | undefined): SharedArrayBuffer => {
-    const alloc = dir ? (bytes: number) => {
-      const f = path.join(dir, `fwd-ab-${process.pid}-${Math.random().toString(36).slice(2)}`);
-      try { return native.shm.map(f, { size: bytes, create: true }); } finally { fs.unlinkSync(f); }
-    } : undefined;
-    const { r } = B.buildWorld(routes, alloc);
+    const { r } = B.buildWorld(routes, dir ? fileAlloc(dir) : undefined);
     return (r as { u32: Uint32Array }).u32.buffer as SharedArrayBuffer;
   };
   const shared = process.env.SHM_A || process.env.SHM_B ? undefined : world(undefined);

@@ -7,7 +7,10 @@
 // Graph runs on MemIo (fastpath/mem-io.ts): an in-process generator copies the precomputed 60-byte
 // frames (the generator's of the memif/veth parts) into recycled buffers, 256 per vector; port-tx
 // frees what it sends. The generator's cost alone is measured too and subtracted for "graph only".
+import * as fs from 'fs';
+import * as path from 'path';
 import { PerformanceObserver, constants, performance } from 'perf_hooks';
+import * as native from '../../native';
 import { computeLayout, type ShmConfig } from '../../shared-mem/layout';
 import { ShmReader } from '../../shared-mem/reader';
 import { ShmWriter } from '../../shared-mem/writer';
@@ -61,6 +64,17 @@ export function buildWorld(routes: number, alloc: (bytes: number) => SharedArray
   return { r: ShmReader.attach(sab), seconds: (performance.now() - t0) / 1000 };
 }
 
+/**
+ * An allocator for buildWorld: the world in a new file of `dir` (unlinked at once, the mapping stays), as
+ * fpmd's file — on huge pages when `dir` is a huge-page tmpfs (shared-mem/huge.ts, the product default).
+ */
+export function fileAlloc(dir: string): (bytes: number) => SharedArrayBuffer {
+  return (bytes) => {
+    const f = path.join(dir, `fwd-world-${process.pid}-${Math.random().toString(36).slice(2)}`);
+    try { return native.shm.map(f, { size: bytes, create: true }); } finally { fs.unlinkSync(f); }
+  };
+}
+
 export class Gen {
   private readonly T: Uint32Array;
   private readonly M: Uint32Array;
@@ -88,7 +102,8 @@ export class Gen {
 }
 
 async function main(routes: number, packets: number, rounds: number): Promise<InmemResult> {
-  const { r, seconds: buildSeconds } = buildWorld(routes);
+  // SHM_DIR: the world in a file there (bench-fwd passes a huge-page tmpfs), else a SharedArrayBuffer
+  const { r, seconds: buildSeconds } = buildWorld(routes, process.env.SHM_DIR ? fileAlloc(process.env.SHM_DIR) : undefined);
   const io = new MemIo({ buffers: 4096, ports: 2, capture: false });
   if ((io.headroom & 3) !== 0 || (io.stride & 3) !== 0) throw new Error('MemIo buffers not 4-byte aligned');
   const graph = new Graph({ io, shm: r, ports: 2 });
