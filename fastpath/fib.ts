@@ -32,6 +32,10 @@ export class FibResolver {
   private readonly count: Int32Array; // tables in the plan, or PLAN_COMPLEX
   private readonly slots: Int32Array; // MAX_PLAN per plan
   private readonly suppress: Int32Array;
+  // IPv4 plans: the offsets of each table for ShmReader.lookup4o / peek4o, MAX_PLAN per plan
+  private readonly sumBase: Int32Array;
+  private readonly t24Base: Int32Array;
+  private readonly defIdx: Int32Array;
   private readonly ruleIdx: Int32Array;
   private readonly ruleBuf = new Uint32Array(RULE_E.WORDS);
   /** Flow keys reused for the rule-based (complex) path. */
@@ -53,6 +57,9 @@ export class FibResolver {
     this.count = new Int32Array(n);
     this.slots = new Int32Array(n * MAX_PLAN);
     this.suppress = new Int32Array(n * MAX_PLAN);
+    this.sumBase = new Int32Array(n * MAX_PLAN);
+    this.t24Base = new Int32Array(n * MAX_PLAN);
+    this.defIdx = new Int32Array(n * MAX_PLAN);
     this.ruleIdx = new Int32Array(shm.config.maxRules);
   }
 
@@ -82,6 +89,11 @@ export class FibResolver {
       if (k === MAX_PLAN) return false;
       this.slots[p * MAX_PLAN + k] = slot;
       this.suppress[p * MAX_PLAN + k] = sup;
+      if (family === 4) {
+        this.sumBase[p * MAX_PLAN + k] = r.fib4SumBase(slot);
+        this.t24Base[p * MAX_PLAN + k] = r.tbl24Base(slot);
+        this.defIdx[p * MAX_PLAN + k] = r.fib4DefaultIndex(slot);
+      }
       k++;
       return true;
     };
@@ -134,7 +146,7 @@ export class FibResolver {
     if (!(vrf >= 0 && vrf < this.maxVrfs)) return;
     const p = this.plan(vrf, 4);
     const n = this.count[p];
-    for (let k = 0; k < n; k++) this.sink ^= this.shm.peek4(this.slots[p * MAX_PLAN + k], dst);
+    for (let k = 0; k < n; k++) this.sink ^= this.shm.peek4o(this.sumBase[p * MAX_PLAN + k], this.t24Base[p * MAX_PLAN + k], dst);
   }
 
   /**
@@ -142,7 +154,7 @@ export class FibResolver {
    * of packets of the same VRF).
    */
   touchVector4(v: Vector, m: Uint8Array, portVrf: Int32Array): void {
-    const r = this.shm, slots = this.slots;
+    const r = this.shm, sumBase = this.sumBase, t24Base = this.t24Base;
     let last = -2, p = 0, n = 0, sink = this.sink;
     for (let i = 0; i < v.n; i++) {
       const vrf = portVrf[v.port[i]];
@@ -154,7 +166,7 @@ export class FibResolver {
       if (n <= 0) continue;
       const o = v.off[i] + 30; // IPv4 destination
       const dst = (m[o] << 24) | (m[o + 1] << 16) | (m[o + 2] << 8) | m[o + 3];
-      for (let k = 0; k < n; k++) sink ^= r.peek4(slots[p * MAX_PLAN + k], dst);
+      for (let k = 0, q = p * MAX_PLAN; k < n; k++, q++) sink ^= r.peek4o(sumBase[q], t24Base[q], dst);
     }
     this.sink = sink;
   }
@@ -175,7 +187,8 @@ export class FibResolver {
     this.fast++;
     const r = this.shm;
     for (let k = 0; k < n; k++) {
-      const v = r.lookup4i(this.slots[p * MAX_PLAN + k], dst);
+      const q = p * MAX_PLAN + k;
+      const v = r.lookup4o(this.sumBase[q], this.t24Base[q], this.defIdx[q], dst);
       if (v === 0) continue;
       if (v === (LOOKUP_BUSY | 0)) return RESOLVE_BUSY;
       const type = r.fibType(v);

@@ -398,16 +398,27 @@ export class ShmReader {
    */
   lookup4i(slot: number, addr: number): number {
     if (slot < 0) return 0;
+    return this.lookup4o(this.fib4SumBase(slot), this.tbl24Base(slot), this.fib4DefaultIndex(slot), addr);
+  }
+
+  /** Word offset of the summary bitmap of IPv4 table `slot` (for lookup4o / peek4o; slot >= 0). */
+  fib4SumBase(slot: number): number { return this.base.fib4Sum + slot * FIB4_SUM_WORDS; }
+  /** Word offset of the tbl24 of IPv4 table `slot` (for lookup4o / peek4o; slot >= 0). */
+  tbl24Base(slot: number): number { return this.base.tbl24 + slot * TBL24_ENTRIES; }
+  /** Word index of the DEFAULT word of IPv4 table `slot` (for lookup4o; slot >= 0). */
+  fib4DefaultIndex(slot: number): number { return this.base.fib4Desc + slot * FIB4D_E.WORDS + FIB4D_E.DEFAULT; }
+
+  /**
+   * lookup4i of a table given by the three offsets above (the fast path computes them once per plan):
+   * the one implementation of the IPv4 lookup protocol.
+   */
+  lookup4o(sumBase: number, t24Base: number, defIdx: number, addr: number): number {
     const u = this.i32;
-    // Summary bit of the /16 clear: no tbl24 word of it is non-zero (layout.ts), DEFAULT is the answer
-    // and tbl24 is not touched. Two plain loads, in either order: every pair of values they can see
-    // is a state the table was in, but one (bit clear before a more specific prefix was added, DEFAULT
-    // read after the default route was deleted) which answers "no route": the packet goes to Linux
-    // (exception 'no-route'), which forwards it. See layout.ts.
-    if (((u[this.base.fib4Sum + slot * FIB4_SUM_WORDS + (addr >>> 21)] >>> ((addr >>> 16) & 31)) & 1) === 0) {
-      return u[this.base.fib4Desc + slot * FIB4D_E.WORDS + FIB4D_E.DEFAULT];
-    }
-    const i24 = this.base.tbl24 + slot * TBL24_ENTRIES + (addr >>> 8);
+    // Summary bit of the /16 clear: no tbl24 word of it is non-zero, DEFAULT is the answer and tbl24
+    // is not touched. Two plain loads, in either order (layout.ts: the one race outcome, "no route in
+    // this table", sends the packet on to the next table or to Linux).
+    if (((u[sumBase + (addr >>> 21)] >>> ((addr >>> 16) & 31)) & 1) === 0) return u[defIdx];
+    const i24 = t24Base + (addr >>> 8);
     let w = u[i24];
     if ((w >>> 30) === FIB_TBL8) {
       // The group may have been freed and reused (a stalled reader): its entry counts only if the
@@ -422,7 +433,7 @@ export class ShmReader {
     // delete the default) could answer "no route" although one of the two routes always existed.
     w = this.word4(i24, addr);
     if (w !== 0) return w;
-    const d = Atomics.load(u, this.base.fib4Desc + slot * FIB4D_E.WORDS + FIB4D_E.DEFAULT);
+    const d = Atomics.load(u, defIdx);
     w = this.word4(i24, addr);
     return w !== 0 ? w : d;
   }
@@ -433,9 +444,14 @@ export class ShmReader {
    * the cache / TLB misses of independent packets overlap instead of being waited for one by one.
    */
   peek4(slot: number, addr: number): number {
+    return this.peek4o(this.fib4SumBase(slot), this.tbl24Base(slot), addr);
+  }
+
+  /** peek4 of a table given by its offsets (fib4SumBase, tbl24Base). */
+  peek4o(sumBase: number, t24Base: number, addr: number): number {
     const u = this.i32;
-    if (((u[this.base.fib4Sum + slot * FIB4_SUM_WORDS + (addr >>> 21)] >>> ((addr >>> 16) & 31)) & 1) === 0) return 0;
-    return u[this.base.tbl24 + slot * TBL24_ENTRIES + (addr >>> 8)];
+    if (((u[sumBase + (addr >>> 21)] >>> ((addr >>> 16) & 31)) & 1) === 0) return 0;
+    return u[t24Base + (addr >>> 8)];
   }
 
   /** tbl24 / tbl8 word of an address with ordered (Atomics) loads, the tbl8 pointer re-checked (int32). */
