@@ -7,7 +7,7 @@
 // goto, blackhole...) the packet goes through ShmReader.resolve4/6 with its flow key. No rule
 // mirrored for the VRF: tables local, main, default (as resolve4 does).
 
-import { FR_ACT_NOP, FR_ACT_TO_TBL, LOOKUP_BUSY, RTN_THROW, RULE_E } from '../shared-mem/layout';
+import { FIB_PLEN_SHIFT, FR_ACT_NOP, FR_ACT_TO_TBL, LOOKUP_BUSY, RTN_THROW, RULE_E } from '../shared-mem/layout';
 import { READ_OK, RESOLVE_BUSY, RESOLVE_NONE, type FlowKey, type ShmReader } from '../shared-mem/reader';
 import type { Vector } from './vector';
 
@@ -45,6 +45,12 @@ export class FibResolver {
   value = 0;
   /** Its route type (RTN_*, ShmReader.fibType of value). */
   type = 0;
+  /**
+   * resolve4's memo of ShmReader.fibType for the last FIB value (kind and next hop / group index: the
+   * prefix length does not matter), dropped at each vector: consecutive packets mostly share a next hop.
+   */
+  private typeKey = -1;
+  private typeVal = 0;
   /** Packets resolved through the plan / through ShmReader.resolve (statistics). */
   fast = 0;
   slow = 0;
@@ -65,6 +71,7 @@ export class FibResolver {
 
   /** Call once per vector: plans are dropped when the shm generation moved. */
   beginVector(): void {
+    this.typeKey = -1;
     const g = this.shm.generation();
     if (g === this.gen) return;
     this.gen = g;
@@ -191,7 +198,10 @@ export class FibResolver {
       const v = r.lookup4o(this.sumBase[q], this.t24Base[q], this.defIdx[q], dst);
       if (v === 0) continue;
       if (v === (LOOKUP_BUSY | 0)) return RESOLVE_BUSY;
-      const type = r.fibType(v);
+      const key = v & ~(255 << FIB_PLEN_SHIFT);
+      let type: number;
+      if (key === this.typeKey) type = this.typeVal;
+      else { type = r.fibType(v); this.typeKey = key; this.typeVal = type; }
       if (type === RTN_THROW) continue;
       const s = this.suppress[p * MAX_PLAN + k];
       if (s >= 0 && ((v >>> 22) & 255) <= s) continue;
