@@ -147,6 +147,8 @@ export class ShmReader {
   generation(): number { return Atomics.load(this.u32, HDR.GEN); }
 
   kindGeneration(kind: StatKind): number { return Atomics.load(this.u32, HDR.KIND_GEN + STAT_KINDS.indexOf(kind)); }
+  /** Entries of a kind in use (header counter). */
+  kindCount(kind: StatKind): number { return Atomics.load(this.u32, HDR.KIND_COUNT + STAT_KINDS.indexOf(kind)); }
 
   /** Milliseconds since the writer's last heartbeat. */
   heartbeatAgeMs(now = Date.now()): number {

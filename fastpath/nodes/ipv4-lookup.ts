@@ -48,7 +48,10 @@ export class Ipv4LookupNode extends GraphNode {
   reassembly: PacketSink | null = null;
   /** GraphOptions.ipsecLocalDecrypt: clear packets for this host checked against 'in' policies (esp-decrypt). */
   localInCheck = false;
-  /** The touch pass below (on by default; benchmarks switch it off to measure what it brings). */
+  /**
+   * The touch pass below (on by default, run when the shared memory holds many routes: FibResolver.bigFib;
+   * benchmarks switch it off to measure what it brings).
+   */
   touchPass = true;
 
   constructor(ctx: FpContext, fib: FibResolver) {
@@ -62,7 +65,7 @@ export class Ipv4LookupNode extends GraphNode {
     let j = 0; // packets for ipv4-rewrite stay in v, compacted to v[0 .. j) (aux = next hop)
     fib.beginVector();
     // Touch every packet's FIB words first: their cache / TLB misses overlap (fib.ts touch4).
-    if (this.touchPass) fib.touchVector4(v, m, portVrf);
+    if (this.touchPass && fib.bigFib) fib.touchVector4(v, m, portVrf);
     let lastVrf = -2, flow = false; // needsFlow of the VRF of the previous packet (vectors mostly hold one port)
     for (let i = 0; i < v.n; i++) {
       const o = v.off[i] + ETH_HLEN, port = v.port[i];
