@@ -42,7 +42,7 @@ export class Ipv4InputNode extends GraphNode {
   drop!: DropNode;
 
   run(): void {
-    const v = this.input, m = this.ctx.mem, m16 = this.ctx.mem16, exc = this.exception, drop = this.drop;
+    const v = this.input, m = this.ctx.mem, m16 = this.ctx.mem16, m16End = m16.length * 2, exc = this.exception, drop = this.drop;
     let j = 0; // packets that go on stay in v, compacted to v[0 .. j)
     for (let i = 0; i < v.n; i++) {
       const o = v.off[i] + ETH_HLEN, l3 = v.len[i] - ETH_HLEN;
@@ -53,13 +53,13 @@ export class Ipv4InputNode extends GraphNode {
       if (hl < 20) { drop.add(v, i, D_BAD_IHL); continue; }
       const tot = (m[o + 2] << 8) | m[o + 3];
       if (tot < hl || tot > l3) { drop.add(v, i, D_BAD_LENGTH); continue; }
-      if (!((o & 1) === 0 && o + hl <= m16.length * 2 ? ipv4ChecksumOk16(m16, o >>> 1, hl) : ipv4ChecksumOk(m, o, hl))) { drop.add(v, i, D_CHECKSUM); continue; }
+      if (!((o & 1) === 0 && o + hl <= m16End ? ipv4ChecksumOk16(m16, o >>> 1, hl) : ipv4ChecksumOk(m, o, hl))) { drop.add(v, i, D_CHECKSUM); continue; }
       const s0 = m[o + 12], d0 = m[o + 16];
       if (d0 >= 224) {
         if (d0 < 240 || (d0 & m[o + 17] & m[o + 18] & m[o + 19]) === 255) { exc.add(v, i, X_MULTICAST); continue; }
       }
       if (s0 === 127 || d0 === 127 || d0 === 0 || s0 === 0 || (s0 >= 224 && s0 < 240) ||
-        (s0 & m[o + 13] & m[o + 14] & m[o + 15]) === 255) { drop.add(v, i, D_MARTIAN); continue; }
+        (s0 === 255 && (m[o + 13] & m[o + 14] & m[o + 15]) === 255)) { drop.add(v, i, D_MARTIAN); continue; }
       if (hl > 20) { exc.add(v, i, X_OPTIONS); continue; }
       if (m[o + 8] <= 1) { exc.add(v, i, X_TTL); continue; }
       const aux = (v.aux[i] & AUX_DECRYPTED) | (((m[o + 6] & 0x3f) | m[o + 7]) !== 0 ? AUX_FRAGMENT : 0);
