@@ -6,6 +6,7 @@
 //   node fwd-memif.js [routes=1000000] [mode=graph|io] [measureMs=3000] [fwdCpu=1] [genCpu=0]
 // mode io: no graph, every received burst goes straight out of the other port (the I/O cost
 // alone). Prints one JSON line: the generator's result plus {mode, routes, mpps}. Root.
+// env SHM_DIR=<dir>: the shared memory in a file there (a huge-page tmpfs, as lfp puts it by default).
 import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -15,7 +16,7 @@ import { PollLoop } from '../../fastpath/fp';
 import { Graph } from '../../fastpath/graph';
 import type { PacketIo } from '../../fastpath/io';
 import type { Vector } from '../../fastpath/vector';
-import { FRAMES, GEN_IP, MAC, buildWorld } from './fwd-inmem';
+import { FRAMES, GEN_IP, MAC, buildWorld, fileAlloc } from './fwd-inmem';
 import type { GenOptions, GenResult } from './fwd-gen';
 
 class NativeIo implements PacketIo {
@@ -51,7 +52,7 @@ async function main(): Promise<void> {
   spawnSync('ip', ['netns', 'add', ns]);
   let gen: ReturnType<typeof spawn> | null = null;
   try {
-    const { r } = buildWorld(routes);
+    const { r } = buildWorld(routes, process.env.SHM_DIR ? fileAlloc(process.env.SHM_DIR) : undefined);
     const pool = pktio.init({ memMB: 256, mbufs: 16384, core: fwdCpu, pin: true });
     const memif = (i: number, role: string, s: string, mac?: string) => `net_memif${i},role=${role},socket=${path.join(tmp, s)},socket-abstract=no${mac ? `,mac=${mac}` : ''}`;
     const dev = Int32Array.from([pktio.dpdkPort(memif(0, 'server', 'a.sock', MAC.port0)), pktio.dpdkPort(memif(1, 'server', 'b.sock', MAC.port1))]);
