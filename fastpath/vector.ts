@@ -63,6 +63,35 @@ export function vswap(a: Vector, b: Vector): void {
   b.mbuf = mbuf; b.off = off; b.len = len; b.port = port; b.aux = aux; b.n = n;
 }
 
+/** A node that takes packets: its input vector, its run() and what to do with packets it cannot take (GraphNode). */
+export interface PacketTaker { readonly input: Vector; run(): void; spill(v: Vector, from: number): void }
+
+/**
+ * Hands every packet of `v` (a node's private work vector, or the received vector) to `next`, in order
+ * after what `next.input` already holds: by exchanging the arrays when next.input is empty (the usual
+ * case: no copy), by copying when they fit together, else by running `next` first. `v` is empty after.
+ * `v` must be a vector nobody else appends to meanwhile (not a node's input: see GraphNode.runVector), so
+ * that a node that runs again while its packets are handed on (a chain of early runs) cannot hand on
+ * packets it has not processed.
+ */
+export function handOn(v: Vector, next: PacketTaker): void {
+  for (let tries = 0; v.n > 0; tries++) {
+    const q = next.input;
+    if (q.n === 0) { vswap(v, q); return; }
+    const room = VEC - q.n;
+    if (v.n <= room || tries > 0) {
+      // (a second try: next's run did not empty its input, i.e. next is running further up this chain of
+      // early runs; what does not fit is dropped and counted, 'vector-full')
+      const k = v.n <= room ? v.n : room;
+      for (let i = 0; i < k; i++) vmove(q, v, i, v.aux[i]);
+      if (k < v.n) next.spill(v, k);
+      v.n = 0;
+      return;
+    }
+    next.run();
+  }
+}
+
 export function vfull(v: Vector): boolean {
   return v.n >= VEC;
 }

@@ -125,6 +125,7 @@ export const DROP_REASONS = [
   'reasm-timeout', // reassembly: datagram not complete in time (fragments discarded)
   'reasm-table-full', // reassembly: the oldest incomplete datagram evicted for a new one
   'esp-encap', // IPsec inbound: ESP in UDP (NAT-T) for an SA without UDP encapsulation, or plain ESP for an SA with it
+  'vector-full', // a node's input vector was full while a chain of early runs inside one vector kept the node busy (not expected: fastpath/vector.ts handOn)
 ] as const;
 export type DropReason = typeof DROP_REASONS[number];
 

@@ -8,7 +8,7 @@
 
 import { C_RX_BYTES, C_RX_PACKETS, PORT_STRIDE, dropReason, exceptionReason } from '../../shared-mem/stats';
 import { ETH_HLEN, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, type FpContext } from '../context';
-import { VEC, vcopyWithin, vpush, vswap, type Vector } from '../vector';
+import { VEC, handOn, vcopyWithin, vpush, type Vector } from '../vector';
 import type { DropNode } from './drop';
 import type { ExceptionNode } from './exception';
 import type { Ipv4InputNode } from './ipv4-input';
@@ -39,9 +39,8 @@ export class EthInputNode {
   }
 
   /**
-   * Classifies v[0 .. v.n) into the next nodes' vectors: IPv4 packets stay in v (compacted) and v's
-   * contents are then exchanged with ipv4-input's input vector (vswap; v is left empty, the caller
-   * sets v.n = 0).
+   * Classifies v[0 .. v.n) into the next nodes' vectors: IPv4 packets stay in v (compacted) and are
+   * handed to ipv4-input (handOn: v's arrays exchanged with its input's; v is left empty).
    */
   process(v: Vector): void {
     const ctx = this.ctx, m = ctx.mem, c = ctx.counters, mac = ctx.portMac, vrfOf = ctx.portVrf, nports = ctx.nports;
@@ -99,9 +98,7 @@ export class EthInputNode {
     if (cport >= 0) { c[cport * PORT_STRIDE + C_RX_PACKETS] += cpkts; c[cport * PORT_STRIDE + C_RX_BYTES] += cbytes; }
     if (nbad > 0) ctx.io.free(this.badPort, nbad);
     v.n = j;
-    const next = this.ipv4;
-    if (next.input.n > 0) next.run();
-    vswap(v, next.input);
+    handOn(v, this.ipv4);
   }
 }
 

@@ -19,7 +19,7 @@ import { dropReason, exceptionReason } from '../../shared-mem/stats';
 import { ipv4ChecksumOk, ipv4ChecksumOk16 } from '../checksum';
 import { ETH_HLEN } from '../context';
 import { GraphNode } from '../graph-node';
-import { vcopyWithin, vswap } from '../vector';
+import { vcopyWithin, vswap, handOn } from '../vector';
 import type { DropNode } from './drop';
 import { AUX_DECRYPTED, AUX_FRAGMENT } from './esp-encrypt';
 import type { ExceptionNode } from './exception';
@@ -42,7 +42,8 @@ export class Ipv4InputNode extends GraphNode {
   drop!: DropNode;
 
   run(): void {
-    const v = this.input, m = this.ctx.mem, m16 = this.ctx.mem16, m16End = m16.length * 2, exc = this.exception, drop = this.drop;
+    const v = this.runVector, m = this.ctx.mem, m16 = this.ctx.mem16, m16End = m16.length * 2, exc = this.exception, drop = this.drop;
+    vswap(this.input, v); // this run's packets (see GraphNode.runVector)
     let j = 0; // packets that go on stay in v, compacted to v[0 .. j)
     for (let i = 0; i < v.n; i++) {
       const o = v.off[i] + ETH_HLEN, l3 = v.len[i] - ETH_HLEN;
@@ -68,8 +69,6 @@ export class Ipv4InputNode extends GraphNode {
     }
     v.n = j;
     // hand the vector to ipv4-lookup (its earlier packets first)
-    const next = this.lookup;
-    if (next.input.n > 0) next.run();
-    vswap(v, next.input);
+    handOn(v, this.lookup);
   }
 }

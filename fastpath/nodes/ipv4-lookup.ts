@@ -23,7 +23,7 @@ import { X_SHM_BUSY, acceptRoute } from '../route';
 import type { PacketSink } from '../reassembly';
 import { dropReason, exceptionReason } from '../../shared-mem/stats';
 import { FIB_GROUP, FIB_INDEX_MASK, RTN_LOCAL } from '../route-types';
-import { vcopyWithin, vmove, vswap } from '../vector';
+import { vcopyWithin, vmove, vswap, handOn } from '../vector';
 import type { DropNode } from './drop';
 import type { EspDecryptNode } from './esp-decrypt';
 import { AUX_DECRYPTED, AUX_FRAGMENT, type EspEncryptNode } from './esp-encrypt';
@@ -60,7 +60,8 @@ export class Ipv4LookupNode extends GraphNode {
   }
 
   run(): void {
-    const v = this.input, ctx = this.ctx, m = ctx.mem, shm = ctx.shm, fib = this.fib, exc = this.exception, drop = this.drop;
+    const v = this.runVector, ctx = this.ctx, m = ctx.mem, shm = ctx.shm, fib = this.fib, exc = this.exception, drop = this.drop;
+    vswap(this.input, v); // this run's packets (see GraphNode.runVector)
     const portVrf = ctx.portVrf, esp = this.espEncrypt;
     let j = 0; // packets for ipv4-rewrite stay in v, compacted to v[0 .. j) (aux = next hop)
     fib.beginVector();
@@ -111,9 +112,7 @@ export class Ipv4LookupNode extends GraphNode {
     }
     v.n = j;
     // hand the vector to ipv4-rewrite (its earlier packets first)
-    const next = this.rewrite;
-    if (next.input.n > 0) next.run();
-    vswap(v, next.input);
+    handOn(v, this.rewrite);
   }
 
   /** The first 4 bytes after the IPv4 header at m[o..] (TCP/UDP/SCTP/UDP-Lite ports) when present, else 0. */

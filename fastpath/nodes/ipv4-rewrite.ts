@@ -17,7 +17,7 @@ import { GW_V4, GW_V6, type Adjacency } from '../adjacency';
 import { csumUpdate16 } from '../checksum';
 import { ETH_HLEN, type FpContext } from '../context';
 import { GraphNode } from '../graph-node';
-import { VEC, vcopyWithin, vpush, vswap } from '../vector';
+import { VEC, vcopyWithin, vpush, vswap, handOn } from '../vector';
 import type { ExceptionNode } from './exception';
 import type { Ipv4FragmentNode } from './ipv4-fragment';
 import type { PortTxNode } from './port-tx';
@@ -38,7 +38,8 @@ export class Ipv4RewriteNode extends GraphNode {
   }
 
   run(): void {
-    const v = this.input, ctx = this.ctx, m = ctx.mem, c = ctx.counters, adj = this.adj, exc = this.exception;
+    const v = this.runVector, ctx = this.ctx, m = ctx.mem, c = ctx.counters, adj = this.adj, exc = this.exception;
+    vswap(this.input, v); // this run's packets (see GraphNode.runVector)
     const nhResult = adj.nhResult, nhMtu = adj.nhMtu;
     adj.beginVector();
     // The previous packet's answer when it had the same next hop with a gateway (the neighbour then
@@ -104,8 +105,6 @@ export class Ipv4RewriteNode extends GraphNode {
     if (fport >= 0) c[fport * PORT_STRIDE + C_FORWARDED] += fwd;
     v.n = j;
     // hand the vector to port-tx (its earlier packets first)
-    const next = this.tx;
-    if (next.input.n > 0) next.run();
-    vswap(v, next.input);
+    handOn(v, this.tx);
   }
 }

@@ -18,7 +18,7 @@
 import { dropReason, exceptionReason } from '../../shared-mem/stats';
 import { ETH_HLEN } from '../context';
 import { GraphNode } from '../graph-node';
-import { vcopyWithin, vswap } from '../vector';
+import { vcopyWithin, vswap, handOn } from '../vector';
 import type { DropNode } from './drop';
 import { AUX_DECRYPTED, AUX_FRAGMENT } from './esp-encrypt';
 import type { ExceptionNode } from './exception';
@@ -44,7 +44,8 @@ export class Ipv6InputNode extends GraphNode {
   drop!: DropNode;
 
   run(): void {
-    const v = this.input, m = this.ctx.mem, exc = this.exception, drop = this.drop;
+    const v = this.runVector, m = this.ctx.mem, exc = this.exception, drop = this.drop;
+    vswap(this.input, v); // this run's packets (see GraphNode.runVector)
     let j = 0; // packets that go on stay in v, compacted to v[0 .. j)
     for (let i = 0; i < v.n; i++) {
       const o = v.off[i] + ETH_HLEN, l3 = v.len[i] - ETH_HLEN;
@@ -70,8 +71,6 @@ export class Ipv6InputNode extends GraphNode {
     }
     v.n = j;
     // hand the vector to ipv6-lookup (its earlier packets first)
-    const next = this.lookup;
-    if (next.input.n > 0) next.run();
-    vswap(v, next.input);
+    handOn(v, this.lookup);
   }
 }

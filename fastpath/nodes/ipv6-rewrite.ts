@@ -10,7 +10,7 @@ import { ETH_HLEN, type FpContext } from '../context';
 import { GraphNode } from '../graph-node';
 import type { ExceptionNode } from './exception';
 import type { PortTxNode } from './port-tx';
-import { vcopyWithin, vswap } from '../vector';
+import { vcopyWithin, vswap, handOn } from '../vector';
 
 const X_TOO_BIG = exceptionReason('too-big');
 
@@ -26,7 +26,8 @@ export class Ipv6RewriteNode extends GraphNode {
   }
 
   run(): void {
-    const v = this.input, ctx = this.ctx, m = ctx.mem, c = ctx.counters, adj = this.adj, exc = this.exception;
+    const v = this.runVector, ctx = this.ctx, m = ctx.mem, c = ctx.counters, adj = this.adj, exc = this.exception;
+    vswap(this.input, v); // this run's packets (see GraphNode.runVector)
     const nhResult = adj.nhResult, nhMtu = adj.nhMtu;
     adj.beginVector();
     // The previous packet's answer when it had the same next hop with a gateway (any gateway kind:
@@ -57,8 +58,6 @@ export class Ipv6RewriteNode extends GraphNode {
     }
     v.n = j;
     // hand the vector to port-tx (its earlier packets first)
-    const next = this.tx;
-    if (next.input.n > 0) next.run();
-    vswap(v, next.input);
+    handOn(v, this.tx);
   }
 }
