@@ -49,7 +49,7 @@ export class FibResolver {
   /** Its route type (RTN_*, ShmReader.fibType of value). */
   type = 0;
   /**
-   * resolve4's memo of ShmReader.fibType for the last FIB value (kind and next hop / group index: the
+   * resolve4's / resolve's memo of ShmReader.fibType for the last FIB value (kind and next hop / group index: the
    * prefix length does not matter), dropped at each vector: consecutive packets mostly share a next hop.
    */
   private typeKey = -1;
@@ -249,7 +249,10 @@ export class FibResolver {
       const v = family === 4 ? r.lookup4i(slot, dst4) : r.lookup6(slot, dst6) | 0;
       if (v === 0) continue;
       if (v === (LOOKUP_BUSY | 0)) return RESOLVE_BUSY;
-      const type = r.fibType(v);
+      const key = v & ~(255 << FIB_PLEN_SHIFT);
+      let type: number;
+      if (key === this.typeKey) type = this.typeVal;
+      else { type = r.fibType(v); this.typeKey = key; this.typeVal = type; }
       if (type === RTN_THROW) continue;
       const s = this.suppress[p * MAX_PLAN + k];
       if (s >= 0 && ((v >>> 22) & 255) <= s) continue;
