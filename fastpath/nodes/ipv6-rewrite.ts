@@ -34,6 +34,7 @@ export class Ipv6RewriteNode extends GraphNode {
     // for IPv6 an empty one counts as ::), as in ipv4-rewrite.
     let lastNh = -1, lastT = 0, lastS = 0;
     let j = 0; // packets for port-tx stay in v, compacted to v[0 .. j) (aux = egress port, len trimmed)
+    let fport = -1, fwd = 0; // 'forwarded' summed over runs of packets of one input port
     for (let i = 0; i < v.n; i++) {
       const off = v.off[i], o = off + ETH_HLEN, nh = v.aux[i];
       let t: number, s: number;
@@ -51,11 +52,13 @@ export class Ipv6RewriteNode extends GraphNode {
       m[o + 7]--;
       adj.writeMacs(m, off, s, t);
       const port = v.port[i];
-      c[port * PORT_STRIDE + C_FORWARDED]++;
+      if (port !== fport) { if (fport >= 0) c[fport * PORT_STRIDE + C_FORWARDED] += fwd; fport = port; fwd = 0; }
+      fwd++;
       if (j !== i) vcopyWithin(v, j, i);
       v.len[j] = ETH_HLEN + tot;
       v.aux[j++] = nhResult[s];
     }
+    if (fport >= 0) c[fport * PORT_STRIDE + C_FORWARDED] += fwd;
     v.n = j;
     // hand the vector to port-tx (its earlier packets first)
     handOn(v, this.tx);
