@@ -37,10 +37,13 @@ export class PortBursts {
   flush(q: Vector): void {
     while (q.n > 0) {
       const port = this.key(q, 0);
-      let same = true;
-      for (let i = 1; i < q.n; i++) if (this.key(q, i) !== port) { same = false; break; }
+      let same = true, bytes = q.len[0];
+      for (let i = 1; i < q.n; i++) {
+        if (this.key(q, i) !== port) { same = false; break; }
+        bytes += q.len[i];
+      }
       if (same) {
-        this.send(port, q, q.n);
+        this.send(port, q, q.n, bytes);
         q.n = 0;
         return;
       }
@@ -53,18 +56,20 @@ export class PortBursts {
         else vcopyWithin(q, m++, i);
       }
       q.n = m;
-      this.send(port, b, b.n);
+      this.send(port, b, b.n, -1);
       b.n = 0;
     }
   }
 
-  private send(port: number, v: Vector, n: number): void {
+  /** Sends v[0 .. n) on `port`; `all`: the bytes of the n packets when the caller summed them, else -1. */
+  private send(port: number, v: Vector, n: number, all: number): void {
     const ctx = this.ctx, io = ctx.io;
     let sent = (this.dpvi ? io.toDpvi(port, v, n) : io.tx(port, v, n)) | 0;
     if (sent < 0) sent = 0; else if (sent > n) sent = n;
     const c = ctx.counters, base = port * PORT_STRIDE;
     let bytes = 0;
-    for (let i = 0; i < sent; i++) bytes += v.len[i];
+    if (sent === n && all >= 0) bytes = all;
+    else for (let i = 0; i < sent; i++) bytes += v.len[i];
     c[base + this.cPackets] += sent;
     c[base + this.cBytes] += bytes;
     if (sent < n) {
