@@ -402,13 +402,15 @@ function compare(lfp: Series, ref: Series, name: string, goal?: number): { ratio
   return { ratio, goal: `>= ${goal}x ${name}: ${verdict}` };
 }
 
-interface Row { s: Series | { part: string; forwarder: string; runs: number[] }; ratio?: string; goal?: string }
+/** `cycles`: cycles/packet from the process's CPU time (in-memory rows), shown instead of the clock rate / Mpps. */
+interface Row { s: Series | { part: string; forwarder: string; runs: number[]; cycles?: number }; ratio?: string; goal?: string }
 const rows: Row[] = [];
 
 function rowCells(r: Row): string[] {
   if (!(r.s instanceof Series)) {
     const m = median(r.s.runs);
-    return [r.s.part, r.s.forwarder, m.toFixed(2), r.s.runs.map((x) => x.toFixed(2)).join(', '), String(cyc(m)), r.ratio ?? '', r.goal ?? ''];
+    return [r.s.part, r.s.forwarder, m.toFixed(2), r.s.runs.map((x) => x.toFixed(2)).join(', '),
+      r.s.cycles !== undefined ? `${r.s.cycles} (CPU time)` : String(cyc(m)), r.ratio ?? '', r.goal ?? ''];
   }
   const s = r.s, m = s.mpps;
   const c = s.runs.filter((x) => x.contended).length, gb = s.runs.filter((x) => !x.fwdBound).length;
@@ -418,7 +420,7 @@ function rowCells(r: Row): string[] {
 }
 
 // ---------------------------------------------------------------- the parts
-async function inmem(routes: number): Promise<{ total: number; graph: number; contended: boolean }> {
+async function inmem(routes: number): Promise<{ total: number; graph: number; contended: boolean; cycles?: number }> {
   await quiet();
   const r = await run('env', [...(HUGE ? [`SHM_DIR=${shmDir}`] : []), 'taskset', '-c', String(FWD_CPU), process.execPath, '--max-old-space-size=4096', INMEM_JS, String(routes), '4000000', '5'], 300000);
   const res = JSON.parse(r.out.trim().split('\n').pop() ?? '{}') as InmemResult & { error?: string };
@@ -430,8 +432,9 @@ async function inmem(routes: number): Promise<{ total: number; graph: number; co
   console.log(`    rounds of ${fmtInt(res.packets)} packets, Mpps generator + graph / graph alone: ${rounds.map((x) => `${x.total.toFixed(2)}/${x.graph.toFixed(2)}${x.contended ? ' (contended)' : ''}`).join(', ')}; best reported`);
   // CPU time instead of wall time: what a round cost while it ran (other jobs on the core do not count, their cache misses do)
   const cpuNs = res.rounds.filter((x) => x.totalCpu > 0).map((x) => (x.totalCpu - x.genCpu) / res.packets * 1e9);
-  if (cpuNs.length > 0) console.log(`    graph alone per CPU time: ${cpuNs.map((x) => `${x.toFixed(0)} ns`).join(', ')} per packet (best ${Math.round(Math.min(...cpuNs) * tscHz / 1e9)} cycles)`);
-  return { total: Math.max(...use.map((x) => x.total)), graph: Math.max(...use.map((x) => x.graph)), contended: clean.length === 0 };
+  const cycles = cpuNs.length > 0 ? Math.round(Math.min(...cpuNs) * tscHz / 1e9) : undefined;
+  if (cpuNs.length > 0) console.log(`    graph alone per CPU time: ${cpuNs.map((x) => `${x.toFixed(0)} ns`).join(', ')} per packet (best ${cycles} cycles)`);
+  return { total: Math.max(...use.map((x) => x.total)), graph: Math.max(...use.map((x) => x.graph)), contended: clean.length === 0, cycles };
 }
 
 async function partInmem(): Promise<void> {
@@ -440,8 +443,11 @@ async function partInmem(): Promise<void> {
   const small = await inmem(SMALL_ROUTES);
   const c = (x: { contended: boolean }) => (x.contended ? ' (contended)' : '');
   rows.push({ s: { part: 'in-memory', forwarder: `lfp Graph + in-process generator, ${fmtInt(ROUTES)} routes${c(big)}`, runs: [big.total] } });
-  rows.push({ s: { part: 'in-memory', forwarder: `lfp Graph alone (generator subtracted), ${fmtInt(ROUTES)} routes${c(big)}`, runs: [big.graph] }, goal: `<= ${GOAL_CYCLES} cycles/packet: ${cyc(big.graph) <= GOAL_CYCLES ? 'met' : 'NOT met'}` });
-  rows.push({ s: { part: 'in-memory', forwarder: `lfp Graph alone, ${fmtInt(SMALL_ROUTES)} routes (FIB in cache)${c(small)}`, runs: [small.graph] } });
+  // cycles/packet of the graph from the CPU time of its rounds (the wall clock counts the time other jobs took the core)
+  const bigCycles = big.cycles ?? cyc(big.graph);
+  rows.push({ s: { part: 'in-memory', forwarder: `lfp Graph alone (generator subtracted), ${fmtInt(ROUTES)} routes${c(big)}`, runs: [big.graph], cycles: big.cycles },
+    goal: `<= ${GOAL_CYCLES} cycles/packet: ${bigCycles <= GOAL_CYCLES ? 'met' : 'NOT met'}` });
+  rows.push({ s: { part: 'in-memory', forwarder: `lfp Graph alone, ${fmtInt(SMALL_ROUTES)} routes (FIB in cache)${c(small)}`, runs: [small.graph], cycles: small.cycles } });
 }
 
 async function partMemif(batch: string): Promise<void> {
@@ -568,7 +574,7 @@ async function main(): Promise<void> {
   const mhz = spawnSync('sh', ['-c', "grep -m1 'cpu MHz' /proc/cpuinfo | sed 's/.*: //'"], { encoding: 'utf8' }).stdout.trim();
   tscHz = Number(mhz) * 1e6;
   console.log(`lfp bench-fwd, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC: 64-byte IPv4 UDP (60 B + FCS) to random hosts of ${fmtInt(ROUTES)} routes`);
-  console.log(`${cpu.length} cores (${cpu[0]?.model ?? '?'}, ${Number(mhz)} MHz: cycles/packet = MHz / Mpps on one core), kernel ${os.release()}, Node ${process.version}; ` +
+  console.log(`${cpu.length} cores (${cpu[0]?.model ?? '?'}, ${Number(mhz)} MHz: cycles/packet = MHz / Mpps on one core; in-memory rows: MHz x CPU time per packet of the best round), kernel ${os.release()}, Node ${process.version}; ` +
     `${MEASURE_MS} ms windows after ${WARMUP_MS} ms warm-up, ${REPS} alternating run(s) per forwarder, median reported`);
   if (cpu.length < 2 || Math.max(GEN_CPU, FWD_CPU) >= cpu.length || GEN_CPU === FWD_CPU) throw new Error('needs 2 distinct cores GEN_CPU, FWD_CPU');
   if (HUGE) {
