@@ -37,9 +37,8 @@ import { parse4, parse6 } from '../shared-mem/addr';
 import { decodeSa } from '../shared-mem/entries';
 import { SA_E } from '../shared-mem/layout';
 import { NOT_FOUND, READ_BUSY, READ_OK, type ShmReader } from '../shared-mem/reader';
-import {
-  FL_OSEQ, FL_TAG, FLOOR_STRIDE, SA_C_AUTH, SA_C_BYTES, SA_C_ERRORS, SA_C_ISEQ, SA_C_OSEQ, SA_C_PACKETS, SA_C_REPLAY, SA_C_TAG, SA_STRIDE, StatsFile,
-} from '../shared-mem/stats';
+import { FL_OSEQ, FL_TAG, FLOOR_STRIDE, StatsFile } from '../shared-mem/stats';
+import * as stats from '../shared-mem/stats';
 
 export const IPPROTO_ESP = 50;
 /** Largest anti-replay window kept (bits); bigger kernel windows are clamped to it. */
@@ -56,8 +55,14 @@ export const MODE_TUNNEL = 0, MODE_TRANSPORT = 1;
 /** XFRM_STATE_* flags used. */
 export const XFRM_STATE_NOECN = 1, XFRM_STATE_DECAP_DSCP = 2, XFRM_STATE_NOPMTUDISC = 4;
 
-/** Per-SA counters: the stats file's block (shared-mem/stats.ts); old names kept for the tests. */
-export { SA_C_TAG, SA_C_PACKETS, SA_C_BYTES, SA_C_ERRORS, SA_C_REPLAY, SA_C_AUTH, SA_C_OSEQ, SA_C_ISEQ, SA_STRIDE };
+/**
+ * Per-SA counters: the stats file's block (shared-mem/stats.ts); old names kept for the tests. Plain constants, not
+ * `export { X } from`: TypeScript's CommonJS re-export turns a data property of `exports` into an accessor, which
+ * puts this module's exports object in dictionary mode, and every `ipsec_1.X` in the hot loops of the ESP nodes
+ * then costs a LoadIC call (~8-10 % of the outbound path, perf).
+ */
+export const SA_C_TAG = stats.SA_C_TAG, SA_C_PACKETS = stats.SA_C_PACKETS, SA_C_BYTES = stats.SA_C_BYTES, SA_C_ERRORS = stats.SA_C_ERRORS,
+  SA_C_REPLAY = stats.SA_C_REPLAY, SA_C_AUTH = stats.SA_C_AUTH, SA_C_OSEQ = stats.SA_C_OSEQ, SA_C_ISEQ = stats.SA_C_ISEQ, SA_STRIDE = stats.SA_STRIDE;
 export const SA_CTR_PACKETS = SA_C_PACKETS, SA_CTR_BYTES = SA_C_BYTES, SA_CTR_ERRORS = SA_C_ERRORS, SA_CTR_REPLAY = SA_C_REPLAY,
   SA_CTR_STRIDE = SA_STRIDE;
 
@@ -107,6 +112,10 @@ export class IpsecState {
   npol6 = 0;
   /** Policies of direction in / fwd (clear-text check). */
   npolIn = 0;
+  /** Policies whose selector has a port (or ICMP type / code) mask: without any, callers may pass ports 0. */
+  nportSel = 0;
+  /** The policies of direction d are k in [dirStart[d], dirStart[d + 1]) (sorted by direction first). */
+  readonly dirStart = new Int32Array(4);
   pFam = new Int8Array(0);
   pVrf = new Int32Array(0);
   pDir = new Int8Array(0);
@@ -413,6 +422,11 @@ export class IpsecState {
       this.pAction[k] = action;
     }
     this.cand = Int32Array.from(cand);
+    let nps = 0;
+    for (let k = 0; k < n; k++) if (this.pSportMask[k] !== 0 || this.pDportMask[k] !== 0) nps++;
+    this.nportSel = nps;
+    const ds = this.dirStart;
+    for (let d = 0; d <= 3; d++) { let k = 0; while (k < n && this.pDir[k] < d) k++; ds[d] = k; }
     this.npol = n; this.npol4 = n4; this.npol6 = n6; this.npolIn = nin;
     return true;
   }
@@ -445,10 +459,10 @@ export class IpsecState {
    * (0 without ports; ICMP: type << 16 | code as Linux's selector does).
    */
   matchPolicy4(vrf: number, dir: number, src: number, dst: number, proto: number, ports: number): number {
-    const n = this.npol, pv = this.pVrf, pd = this.pDir, pf = this.pFam;
+    const pv = this.pVrf, pf = this.pFam;
     const sport = ports >>> 16, dport = ports & 0xffff;
-    for (let k = 0; k < n; k++) {
-      if (pd[k] !== dir || pv[k] !== vrf || pf[k] !== 4) continue;
+    for (let k = this.dirStart[dir], n = this.dirStart[dir + 1]; k < n; k++) {
+      if (pv[k] !== vrf || pf[k] !== 4) continue;
       const q = k * 4;
       if ((src & this.pSmask[q]) !== this.pSaddr[q] || (dst & this.pDmask[q]) !== this.pDaddr[q]) continue;
       const pp = this.pProto[k];
@@ -461,11 +475,11 @@ export class IpsecState {
 
   /** matchPolicy4 for an IPv6 header at m[o..] (addresses read from it); proto: the upper-layer protocol. */
   matchPolicy6(vrf: number, dir: number, m: Uint8Array, o: number, proto: number, ports: number): number {
-    const n = this.npol, pv = this.pVrf, pd = this.pDir, pf = this.pFam;
+    const pv = this.pVrf, pf = this.pFam;
     const sport = ports >>> 16, dport = ports & 0xffff;
     const sm = this.pSmask, sa = this.pSaddr, dm = this.pDmask, da = this.pDaddr;
-    for (let k = 0; k < n; k++) {
-      if (pd[k] !== dir || pv[k] !== vrf || pf[k] !== 6) continue;
+    for (let k = this.dirStart[dir], n = this.dirStart[dir + 1]; k < n; k++) {
+      if (pv[k] !== vrf || pf[k] !== 6) continue;
       const pp = this.pProto[k];
       if (pp !== 0 && pp !== proto) continue;
       if ((sport & this.pSportMask[k]) !== this.pSport[k] || (dport & this.pDportMask[k]) !== this.pDport[k]) continue;

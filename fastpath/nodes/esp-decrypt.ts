@@ -85,6 +85,8 @@ export class EspDecryptNode extends GraphNode {
   private readonly sas = new Int32Array(VEC);
   private readonly d6 = new Uint32Array(4);
   private readonly aad12 = new Uint8Array(12);
+  /** ctx.mem as a DataView: big-endian 32-bit header fields in one load / store each. */
+  private readonly dv: DataView;
   private readonly fib: FibResolver;
   /** Decrypt transport-mode ESP too (default false: Linux gets it undecrypted, 'ipsec-local'). */
   transportDecrypt = false;
@@ -102,6 +104,7 @@ export class EspDecryptNode extends GraphNode {
     super(ctx);
     this.ipsec = ipsec;
     this.fib = fib;
+    this.dv = new DataView(ctx.mem.buffer, ctx.mem.byteOffset, ctx.mem.byteLength);
   }
 
   /** Packet i of v; `espAt`: offset of the ESP header from the IP header. */
@@ -128,8 +131,11 @@ export class EspDecryptNode extends GraphNode {
 
   private process(w: Vector): void {
     const ctx = this.ctx, m = ctx.mem, shm = ctx.shm, ips = this.ipsec, exc = this.exception, drop = this.drop;
-    const pSa = this.pSa, espOff = this.espOff, encLen = this.encLen, seqHi = this.seqHi, cnt = ips.saCounters;
+    const pSa = this.pSa, espOff = this.espOff, encLen = this.encLen, seqHi = this.seqHi, cnt = ips.saCounters, dv = this.dv;
     let nsas = 0;
+    // SAD: the last (VRF, outer destination, SPI) -> SA entry of this vector (a vector mostly holds packets of
+    // few SAs); valid for this vector only, like the SA cache of IpsecState (re-validated once per vector)
+    let cFam = 0, cVrf = 0, cSpi = 0, cD0 = 0, cD1 = 0, cD2 = 0, cD3 = 0, cS = -1, nok = 0;
     // pass 1: SA, lengths, replay pre-check
     for (let i = 0; i < w.n; i++) {
       pSa[i] = -1;
@@ -139,13 +145,24 @@ export class EspDecryptNode extends GraphNode {
       const udp = (fam === 4 ? m[o + 9] : m[o + 6]) === 17;
       if (tot < eo + 8) { drop.add(w, i, D_TRUNCATED); continue; }
       const e = o + eo;
-      const spi = (m[e] << 24) | (m[e + 1] << 16) | (m[e + 2] << 8) | m[e + 3];
+      const spi = dv.getInt32(e);
+      const vrf = ctx.portVrf[port];
       let s: number;
-      if (fam === 4) s = shm.saLookup(ctx.portVrf[port], (m[o + 16] << 24) | (m[o + 17] << 16) | (m[o + 18] << 8) | m[o + 19], spi, IPPROTO_ESP);
-      else {
+      if (fam === 4) {
+        const dst = dv.getInt32(o + 16);
+        if (cFam === 4 && dst === cD0 && spi === cSpi && vrf === cVrf) s = cS;
+        else {
+          s = shm.saLookup(vrf, dst, spi, IPPROTO_ESP);
+          if (s >= 0) { cFam = 4; cVrf = vrf; cSpi = spi; cD0 = dst; cS = s; }
+        }
+      } else {
         const d = this.d6;
         for (let k = 0; k < 4; k++) { const a = o + 24 + k * 4; d[k] = (m[a] << 24) | (m[a + 1] << 16) | (m[a + 2] << 8) | m[a + 3]; }
-        s = shm.saLookup(ctx.portVrf[port], d, spi, IPPROTO_ESP);
+        if (cFam === 6 && d[3] === cD3 && d[2] === cD2 && d[1] === cD1 && d[0] === cD0 && spi === cSpi && vrf === cVrf) s = cS;
+        else {
+          s = shm.saLookup(vrf, d, spi, IPPROTO_ESP);
+          if (s >= 0) { cFam = 6; cVrf = vrf; cSpi = spi; cD0 = d[0]; cD1 = d[1]; cD2 = d[2]; cD3 = d[3]; cS = s; }
+        }
       }
       if (s === NOT_FOUND) { drop.add(w, i, D_BAD_SPI); continue; }
       if (s < 0) { exc.add(w, i, X_SHM_BUSY); continue; }
@@ -161,19 +178,30 @@ export class EspDecryptNode extends GraphNode {
       if (ips.saMode[s] === MODE_TRANSPORT && !this.transportDecrypt) { exc.add(w, i, X_LOCAL); continue; }
       const el = tot - eo - 8 - ips.saIvLen[s] - ips.saIcvLen[s];
       if (el < 2) { drop.add(w, i, D_TRUNCATED); cnt[cb + SA_C_ERRORS]++; continue; }
-      const sn = (m[e + 4] << 24) | (m[e + 5] << 16) | (m[e + 6] << 8) | m[e + 7]; // int32
+      const sn = dv.getInt32(e + 4);
       const hi = ips.inferHi(s, sn);
       if (!ips.replayOk(s, hi, sn)) { drop.add(w, i, D_REPLAY); cnt[cb + SA_C_REPLAY]++; continue; }
       pSa[i] = s;
       espOff[i] = e;
       encLen[i] = el;
       seqHi[i] = hi;
+      nok++;
       let seen = false;
       for (let j = 0; j < nsas; j++) if (this.sas[j] === s) { seen = true; break; }
       if (!seen) this.sas[nsas++] = s;
     }
     // pass 2: one decryptBurst per SA
     const status = this.status;
+    if (nsas === 1 && nok === w.n) {
+      // every packet of the vector is of this SA (the usual case): its own arrays are the burst
+      const s = this.sas[0];
+      try {
+        crypto.decryptBurst(ips.saHandle[s], m, espOff, encLen, seqHi, w.n, ips.saEsn[s] === 1, status);
+      } catch {
+        status.fill(crypto.STATUS_CRYPTO_ERROR, 0, w.n);
+      }
+      nsas = 0;
+    }
     for (let j = 0; j < nsas; j++) {
       const s = this.sas[j];
       let n = 0;
@@ -191,7 +219,9 @@ export class EspDecryptNode extends GraphNode {
       n = 0;
       for (let i = 0; i < w.n; i++) if (pSa[i] === s) status[i] = ok ? this.bStatus[n++] : crypto.STATUS_CRYPTO_ERROR;
     }
-    // pass 3: replay update, trailer, decapsulation, inner policy, hand over (in order)
+    // pass 3: replay update, trailer, decapsulation, inner policy, hand over (in order); packets / bytes counted
+    // per run of packets of one SA (aS: that SA, aP / aB: its packets / bytes not yet added)
+    let aS = -1, aP = 0, aB = 0;
     for (let i = 0; i < w.n; i++) {
       const s = pSa[i];
       if (s < 0) continue;
@@ -205,7 +235,7 @@ export class EspDecryptNode extends GraphNode {
         continue;
       }
       const e = espOff[i], el = encLen[i];
-      const sn = (m[e + 4] << 24) | (m[e + 5] << 16) | (m[e + 6] << 8) | m[e + 7]; // int32
+      const sn = dv.getInt32(e + 4);
       if (!ips.replayOk(s, seqHi[i] | 0, sn)) { drop.add(w, i, D_REPLAY); cnt[cb + SA_C_REPLAY]++; continue; }
       const p = e + 8 + ips.saIvLen[s]; // plaintext
       const padLen = m[p + el - 2], nh = m[p + el - 1];
@@ -220,8 +250,12 @@ export class EspDecryptNode extends GraphNode {
       if (innerLen < 0) { drop.add(w, i, D_TRUNCATED); cnt[cb + SA_C_ERRORS]++; continue; }
       const r = ips.saMode[s] === MODE_TUNNEL ? this.decapTunnel(w, i, s, p, innerLen, nh) : this.decapTransport(w, i, s, p, innerLen, nh);
       if (r < 0) { drop.add(w, i, D_POLICY); cnt[cb + SA_C_ERRORS]++; continue; }
-      cnt[cb + SA_C_PACKETS]++;
-      cnt[cb + SA_C_BYTES] += innerLen; // as Linux: without ESP padding and trailer
+      if (s !== aS) {
+        if (aS >= 0) { cnt[aS * SA_STRIDE + SA_C_PACKETS] += aP; cnt[aS * SA_STRIDE + SA_C_BYTES] += aB; }
+        aS = s; aP = 0; aB = 0;
+      }
+      aP++;
+      aB += innerLen; // as Linux: without ESP padding and trailer
       const f = w.off[i]; // the inner frame (decap* moved it)
       if ((m[f + ETH_HLEN] >>> 4) === 4) {
         const q = this.input4.input;
@@ -233,6 +267,7 @@ export class EspDecryptNode extends GraphNode {
         vpush(q, w.mbuf[i], f, w.len[i], w.port[i], AUX_DECRYPTED);
       }
     }
+    if (aS >= 0) { cnt[aS * SA_STRIDE + SA_C_PACKETS] += aP; cnt[aS * SA_STRIDE + SA_C_BYTES] += aB; }
     w.n = 0;
   }
 
@@ -324,14 +359,13 @@ export class EspDecryptNode extends GraphNode {
     if (ifam === 4) {
       const hl = (m[p] & 15) << 2, tot = (m[p + 2] << 8) | m[p + 3];
       const proto = m[p + 9];
-      const src = (m[p + 12] << 24) | (m[p + 13] << 16) | (m[p + 14] << 8) | m[p + 15];
-      const dst = (m[p + 16] << 24) | (m[p + 17] << 16) | (m[p + 18] << 8) | m[p + 19];
-      const ports = tot <= len && hl >= 20 ? portsAt(m, p + hl, p + tot, proto) : 0;
+      const src = this.dv.getInt32(p + 12), dst = this.dv.getInt32(p + 16);
+      const ports = tot <= len && hl >= 20 && ips.nportSel !== 0 ? portsAt(m, p + hl, p + tot, proto) : 0;
       k = ips.matchPolicy4(vrf, DIR_IN, src, dst, proto, ports);
       if (k === POL_NONE) k = ips.matchPolicy4(vrf, DIR_FWD, src, dst, proto, ports);
     } else {
       const proto = m[p + 6], tot = 40 + ((m[p + 4] << 8) | m[p + 5]);
-      const ports = tot <= len ? portsAt(m, p + 40, p + tot, proto) : 0;
+      const ports = tot <= len && ips.nportSel !== 0 ? portsAt(m, p + 40, p + tot, proto) : 0;
       k = ips.matchPolicy6(vrf, DIR_IN, m, p, proto, ports);
       if (k === POL_NONE) k = ips.matchPolicy6(vrf, DIR_FWD, m, p, proto, ports);
     }
@@ -354,9 +388,9 @@ export class EspDecryptNode extends GraphNode {
       if (ce && (tc & 3) !== 0) tc |= 3;
       if (tc !== old) { m[p] = 0x60 | (tc >>> 4); m[p + 1] = ((tc & 15) << 4) | (m[p + 1] & 15); }
     }
-    const f = p - ETH_HLEN;
-    for (let b = 11; b >= 0; b--) m[f + b] = m[off + b]; // f > off: copying downwards is safe
-    m[f + 12] = ifam === 4 ? 0x08 : 0x86; m[f + 13] = ifam === 4 ? 0x00 : 0xdd;
+    const f = p - ETH_HLEN, dv = this.dv; // f >= off + 28 (IP header, ESP header, IV): the MACs do not overlap
+    dv.setUint32(f, dv.getUint32(off)); dv.setUint32(f + 4, dv.getUint32(off + 4)); dv.setUint32(f + 8, dv.getUint32(off + 8));
+    dv.setUint16(f + 12, ifam === 4 ? 0x0800 : 0x86dd);
     w.off[i] = f;
     w.len[i] = ETH_HLEN + len;
     return 0;
@@ -379,7 +413,7 @@ export class EspDecryptNode extends GraphNode {
     w.off[i] = f;
     w.len[i] = ETH_HLEN + tot;
     const vrf = this.ctx.portVrf[w.port[i]];
-    const ports = portsAt(m, p, p + len, nh);
+    const ports = ips.nportSel !== 0 ? portsAt(m, p, p + len, nh) : 0;
     let k: number;
     if (fam === 4) {
       const src = (m[h + 12] << 24) | (m[h + 13] << 16) | (m[h + 14] << 8) | m[h + 15];

@@ -131,6 +131,8 @@ export class EspEncryptNode extends GraphNode {
   private readonly rNh: Int32Array;
   private readonly rMtu: Uint32Array;
   private readonly d6 = new Uint32Array(4);
+  /** ctx.mem as a DataView: big-endian 16 / 32-bit header fields in one store each. */
+  private readonly dv: DataView;
   // one burst
   private readonly bOff = new Uint32Array(VEC);
   private readonly bLen = new Uint32Array(VEC);
@@ -155,6 +157,7 @@ export class EspEncryptNode extends GraphNode {
     this.ipsec = ipsec;
     this.fib = fib;
     this.adj = adj;
+    this.dv = new DataView(ctx.mem.buffer, ctx.mem.byteOffset, ctx.mem.byteLength);
     const n = ipsec.maxSas;
     this.rStamp = new Uint32Array(n);
     this.rNh = new Int32Array(n);
@@ -198,6 +201,11 @@ export class EspEncryptNode extends GraphNode {
     this.adj.beginVector();
     // b[start ..) is not finished yet (before-encrypt: the packets before a fragmented one are finished first)
     let start = 0;
+    // a packet of b[start ..) waits for finish (ESP): clear packets after it wait too (order kept); before the
+    // first one, they go to the rewrite node at once
+    let held = false;
+    // the last tunnel SA (and VRF) that passed its checks in this vector, with its outer next hop, MTU and sizes
+    let tS = -1, tVrf = -1, tOnh = 0, tMtu = 0, tIv = 0, tIcv = 0, tBs = 0, tUlen = 0, tOhl = 0;
     const fq = this.fragmenter !== null ? this.fragmenter.input : null;
     // pass 1: policies, SA, outer route, MTU, room (nothing modified before every check passed)
     for (let i = 0; i < w.n; i++) {
@@ -209,14 +217,14 @@ export class EspEncryptNode extends GraphNode {
       let proto: number, hl: number, tot: number, src = 0, dst = 0;
       if (fam === 4) {
         proto = m[o + 9]; hl = (m[o] & 15) << 2; tot = (m[o + 2] << 8) | m[o + 3];
-        src = (m[o + 12] << 24) | (m[o + 13] << 16) | (m[o + 14] << 8) | m[o + 15];
-        dst = (m[o + 16] << 24) | (m[o + 17] << 16) | (m[o + 18] << 8) | m[o + 19];
+        src = this.dv.getInt32(o + 12); dst = this.dv.getInt32(o + 16);
       } else {
         // a fragment (AUX_FRAGMENT: Fragment header first): the selector protocol is the one it carries
         proto = (aux & AUX_FRAGMENT) !== 0 ? m[o + 40] : m[o + 6]; hl = 40; tot = 40 + ((m[o + 4] << 8) | m[o + 5]);
       }
-      // fragments (ipv4-input's AUX_FRAGMENT) match selectors with ports 0, as in Linux (decode_session4)
-      const ports = (aux & AUX_FRAGMENT) !== 0 ? 0 : portsAt(m, o + hl, o + tot, proto);
+      // fragments (ipv4-input's AUX_FRAGMENT) match selectors with ports 0, as in Linux (decode_session4); no
+      // selector with ports: not read
+      const ports = (aux & AUX_FRAGMENT) !== 0 || ips.nportSel === 0 ? 0 : portsAt(m, o + hl, o + tot, proto);
       // clear text matching a fwd policy that requires ESP (Linux checks the fwd policy of forwarded packets)
       if ((aux & AUX_DECRYPTED) === 0 && ips.npolIn > 0) {
         const f = fam === 4 ? ips.matchPolicy4(vrf, DIR_FWD, src, dst, proto, ports) : ips.matchPolicy6(vrf, DIR_FWD, m, o, proto, ports);
@@ -227,35 +235,46 @@ export class EspEncryptNode extends GraphNode {
           if (ips.pBypass[f] === 0 && ips.pOptional[f] === 0) { drop.add(w, i, D_CLEAR_IN); continue; }
         }
       }
-      if (!ips.hasPolicies(fam)) { b.sa[i] = -2; b.nh[i] = nh; continue; }
-      const k = fam === 4 ? ips.matchPolicy4(vrf, DIR_OUT, src, dst, proto, ports) : ips.matchPolicy6(vrf, DIR_OUT, m, o, proto, ports);
-      if (k === POL_NONE || (ips.pBypass[k] === 1 && ips.pAction[k] === ACT_ALLOW)) { b.sa[i] = -2; b.nh[i] = nh; continue; } // -> rewrite
+      const k = !ips.hasPolicies(fam) ? POL_NONE
+        : fam === 4 ? ips.matchPolicy4(vrf, DIR_OUT, src, dst, proto, ports) : ips.matchPolicy6(vrf, DIR_OUT, m, o, proto, ports);
+      if (k === POL_NONE || (ips.pBypass[k] === 1 && ips.pAction[k] === ACT_ALLOW)) { // -> rewrite
+        if (held) { b.sa[i] = -2; b.nh[i] = nh; continue; }
+        if (fam === 6) { const r6 = this.rewrite6, q6 = r6.input; if (q6.n === VEC) r6.run(); vmove(q6, w, i, nh); }
+        else { const r4 = this.rewrite4, q4 = r4.input; if (q4.n === VEC) r4.run(); vmove(q4, w, i, nh); }
+        continue;
+      }
       const act = ips.pAction[k];
       if (act === ACT_BLOCK) { drop.add(w, i, D_BLOCK); continue; }
       if (act !== ACT_ALLOW) { exc.add(w, i, X_UNSUPPORTED); continue; }
       const s = ips.outSa(k, m, o, fam);
       if (s < 0) { exc.add(w, i, X_NO_SA); continue; }
-      const st = ips.saUsable(s);
-      if (st !== SA_OK) { exc.add(w, i, st === SA_BUSY ? X_SHM_BUSY : st === SA_UNSUPPORTED ? X_UNSUPPORTED : X_NO_SA); continue; }
-      const tunnel = ips.saMode[s] === MODE_TUNNEL;
-      if (!tunnel && ips.saFam[s] !== fam) { exc.add(w, i, X_UNSUPPORTED); continue; }
-      // the next hop the ESP packet leaves by, and its MTU
-      let onh: number, mtu: number;
-      if (tunnel) {
-        onh = this.outerRoute(s, vrf);
-        if (onh < 0) { exc.add(w, i, -1 - onh); continue; }
-        mtu = this.rMtu[s];
+      let tunnel: boolean, onh: number, mtu: number, ivLen: number, icvLen: number, bs: number, ulen: number, ohl: number;
+      if (s === tS && vrf === tVrf) {
+        // the tunnel SA of the previous ESP packet (checked and routed for this vector): same answers
+        tunnel = true; onh = tOnh; mtu = tMtu; ivLen = tIv; icvLen = tIcv; bs = tBs; ulen = tUlen; ohl = tOhl;
       } else {
-        const t = this.adj.resolve(nh, fam, m, o);
-        if (t < 0) { exc.add(w, i, -1 - t); continue; }
-        onh = nh;
-        mtu = this.adj.nhMtu[this.adj.nhSlot];
+        const st = ips.saUsable(s);
+        if (st !== SA_OK) { exc.add(w, i, st === SA_BUSY ? X_SHM_BUSY : st === SA_UNSUPPORTED ? X_UNSUPPORTED : X_NO_SA); continue; }
+        tunnel = ips.saMode[s] === MODE_TUNNEL;
+        if (!tunnel && ips.saFam[s] !== fam) { exc.add(w, i, X_UNSUPPORTED); continue; }
+        // the next hop the ESP packet leaves by, and its MTU
+        if (tunnel) {
+          onh = this.outerRoute(s, vrf);
+          if (onh < 0) { exc.add(w, i, -1 - onh); continue; }
+          mtu = this.rMtu[s];
+        } else {
+          const t = this.adj.resolve(nh, fam, m, o);
+          if (t < 0) { exc.add(w, i, -1 - t); continue; }
+          onh = nh;
+          mtu = this.adj.nhMtu[this.adj.nhSlot];
+        }
+        ivLen = ips.saIvLen[s]; icvLen = ips.saIcvLen[s]; bs = ips.saBlock[s];
+        ulen = ips.saEncap[s] === 1 ? 8 : 0;
+        ohl = tunnel ? (ips.saFam[s] === 4 ? 20 : 40) : hl; // outer IP header
+        if (tunnel) { tS = s; tVrf = vrf; tOnh = onh; tMtu = mtu; tIv = ivLen; tIcv = icvLen; tBs = bs; tUlen = ulen; tOhl = ohl; }
       }
-      const ivLen = ips.saIvLen[s], icvLen = ips.saIcvLen[s], bs = ips.saBlock[s];
-      const ulen = ips.saEncap[s] === 1 ? 8 : 0;
       const pl = tunnel ? tot : tot - hl; // protected payload
-      const el = Math.ceil((pl + 2) / bs) * bs;
-      const ohl = tunnel ? (ips.saFam[s] === 4 ? 20 : 40) : hl; // outer IP header
+      const el = padTo(pl + 2, bs);
       const outerTot = ohl + ulen + 8 + ivLen + el + icvLen;
       const head = tunnel ? ohl + ulen + 8 + ivLen : ulen + 8 + ivLen; // bytes pushed in front
       if (ETH_HLEN + tot + (el - pl) + icvLen > bufSize || off < head) { exc.add(w, i, X_NO_ROOM); continue; }
@@ -274,6 +293,7 @@ export class EspEncryptNode extends GraphNode {
           // vector would follow every packet that fits: reordering beyond a receiver's ipfrag_max_dist)
           this.finish(b, start, i);
           start = i + 1;
+          held = false;
           vpush(fq, w.mbuf[i], off, w.len[i], port, (i | (innerMax << 16)) >>> 0);
           (this.fragmenter as Ipv4FragmentNode).run(); // -> fragmentOut -> this.frags
           this.finish(this.frags);
@@ -288,6 +308,7 @@ export class EspEncryptNode extends GraphNode {
       b.seqLo[i] = ips.outLo[s];
       b.seqHi[i] = ips.outHi[s];
       b.sa[i] = s;
+      held = true;
       b.nh[i] = onh;
       b.espOff[i] = tunnel ? o - 8 - ivLen : o + hl - 8 - ivLen;
       b.encLen[i] = el;
@@ -310,7 +331,7 @@ export class EspEncryptNode extends GraphNode {
     f.seqLo[j] = ips.outLo[s];
     f.seqHi[j] = ips.outHi[s];
     f.espOff[j] = o - 8 - ips.saIvLen[s];
-    f.encLen[j] = Math.ceil((tot + 2) / bs) * bs;
+    f.encLen[j] = padTo(tot + 2, bs);
   }
 
   /**
@@ -319,13 +340,16 @@ export class EspEncryptNode extends GraphNode {
    */
   private finish(b: Batch, from = 0, to = b.v.n): void {
     const m = this.ctx.mem, ips = this.ipsec, w = b.v, cnt = ips.saCounters;
-    let nsas = 0;
+    let nsas = 0, last = -1, nesp = 0;
     // pass 2: build the packets
     for (let i = from; i < to; i++) {
       const s = b.sa[i];
       if (s < 0) continue;
+      nesp++;
       if (ips.saMode[s] === MODE_TUNNEL) this.buildTunnel(b, i, s, m);
       else this.buildTransport(b, i, s, m);
+      if (s === last) continue;
+      last = s;
       let seen = false;
       for (let j = 0; j < nsas; j++) if (this.sas[j] === s) { seen = true; break; }
       if (!seen) this.sas[nsas++] = s;
@@ -333,27 +357,42 @@ export class EspEncryptNode extends GraphNode {
     // pass 3: one encryptBurst per SA
     for (let j = 0; j < nsas; j++) {
       const s = this.sas[j];
-      let n = 0;
-      for (let i = from; i < to; i++) {
-        if (b.sa[i] !== s) continue;
-        this.bOff[n] = b.espOff[i]; this.bLen[n] = b.encLen[i]; this.bLo[n] = b.seqLo[i]; this.bHi[n] = b.seqHi[i];
-        n++;
+      let n = 0, bOff = this.bOff, bLen = this.bLen, bLo = this.bLo, bHi = this.bHi;
+      if (nsas === 1 && from === 0 && nesp === to) {
+        // every packet of the batch is ESP of this SA (the usual case): the batch's own arrays are the burst
+        n = to; bOff = b.espOff; bLen = b.encLen; bLo = b.seqLo; bHi = b.seqHi;
+      } else {
+        for (let i = from; i < to; i++) {
+          if (b.sa[i] !== s) continue;
+          bOff[n] = b.espOff[i]; bLen[n] = b.encLen[i]; bLo[n] = b.seqLo[i]; bHi[n] = b.seqHi[i];
+          n++;
+        }
       }
       let ok = true;
       try {
-        crypto.encryptBurst(ips.saHandle[s], m, this.bOff, this.bLen, this.bLo, this.bHi, n, ips.saEsn[s] === 1);
+        crypto.encryptBurst(ips.saHandle[s], m, bOff, bLen, bLo, bHi, n, ips.saEsn[s] === 1);
       } catch {
         ok = false; // layout refused (checked above) or OpenSSL failure: drop the burst (counted as SA errors)
       }
       const cb = s * SA_STRIDE;
-      const udp6 = ips.saEncap[s] === 1 && ips.saFam[s] === 6;
-      for (let i = from; i < to; i++) {
-        if (b.sa[i] !== s) continue;
-        if (!ok) { b.sa[i] = -4; cnt[cb + SA_C_ERRORS]++; continue; }
-        cnt[cb + SA_C_PACKETS]++;
-        cnt[cb + SA_C_BYTES] += b.plLen[i]; // as Linux: without ESP padding and trailer
-        if (udp6) udp6Checksum(m, w.off[i] + ETH_HLEN, b.espOff[i] - 8);
+      if (!ok) {
+        for (let i = from; i < to; i++) if (b.sa[i] === s) b.sa[i] = -4;
+        cnt[cb + SA_C_ERRORS] += n;
+        continue;
       }
+      // counters once per burst: packets, and bytes as Linux counts them (without ESP padding and trailer)
+      let bytes = 0;
+      if (ips.saEncap[s] === 1 && ips.saFam[s] === 6) {
+        for (let i = from; i < to; i++) {
+          if (b.sa[i] !== s) continue;
+          bytes += b.plLen[i];
+          udp6Checksum(m, w.off[i] + ETH_HLEN, b.espOff[i] - 8);
+        }
+      } else {
+        for (let i = from; i < to; i++) if (b.sa[i] === s) bytes += b.plLen[i];
+      }
+      cnt[cb + SA_C_PACKETS] += n;
+      cnt[cb + SA_C_BYTES] += bytes;
     }
     // pass 4: hand over (in order)
     const r4 = this.rewrite4, r6 = this.rewrite6, q4 = r4.input, q6 = r6.input;
@@ -424,8 +463,8 @@ export class EspEncryptNode extends GraphNode {
     m[t++] = pad;
     m[t] = fam === 4 ? 4 : 41;
     // ESP header (SPI; the SN is written by the addon)
-    const e = b.espOff[i], spi = ips.saSpi[s];
-    m[e] = spi >>> 24; m[e + 1] = spi >>> 16; m[e + 2] = spi >>> 8; m[e + 3] = spi;
+    const dv = this.dv, e = b.espOff[i];
+    dv.setUint32(e, ips.saSpi[s]);
     const espLen = 8 + ips.saIvLen[s] + el + ips.saIcvLen[s];
     const encap = ips.saEncap[s] === 1;
     const u = encap ? e - 8 : e;
@@ -436,14 +475,17 @@ export class EspEncryptNode extends GraphNode {
     if (ofam === 4) {
       h = u - 20;
       olen = 20 + (encap ? 8 : 0) + espLen;
-      m[h] = 0x45; m[h + 1] = otc;
-      m[h + 2] = olen >>> 8; m[h + 3] = olen;
       const id = this.ipId; this.ipId = (id + 1) & 0xffff;
-      m[h + 4] = id >>> 8; m[h + 5] = id;
-      m[h + 6] = df; m[h + 7] = 0;
-      m[h + 8] = 65; m[h + 9] = proto;
-      wr32(m, h + 12, ips.saSrc[q]); wr32(m, h + 16, ips.saDst[q]);
-      ipv4SetChecksum(m, h, 20);
+      const sa = ips.saSrc[q], da = ips.saDst[q], ol = olen & 0xffff;
+      // header checksum from the field values (no second pass over the header)
+      let c = (0x4500 | otc) + ol + id + (df << 8) + ((65 << 8) | proto) + (sa >>> 16) + (sa & 0xffff) + (da >>> 16) + (da & 0xffff);
+      c = (c & 0xffff) + (c >>> 16);
+      c = (c & 0xffff) + (c >>> 16);
+      c = ~c & 0xffff;
+      dv.setUint32(h, 0x45000000 | (otc << 16) | ol); // version, IHL, TOS, total length
+      dv.setUint32(h + 4, ((id << 16) | (df << 8)) >>> 0); // ID, flags (DF), fragment offset 0
+      dv.setUint32(h + 8, (65 << 24) | (proto << 16) | c); // TTL, protocol, checksum
+      dv.setInt32(h + 12, sa); dv.setInt32(h + 16, da);
     } else {
       h = u - 40;
       olen = 40 + (encap ? 8 : 0) + espLen;
@@ -453,9 +495,9 @@ export class EspEncryptNode extends GraphNode {
       for (let k = 0; k < 4; k++) { wr32(m, h + 8 + k * 4, ips.saSrc[q + k]); wr32(m, h + 24 + k * 4, ips.saDst[q + k]); }
     }
     // Ethernet header: the received one, with the outer ethertype (the rewrite node sets the MACs)
-    const f = h - ETH_HLEN;
-    for (let k = 0; k < 12; k++) m[f + k] = m[off + k];
-    m[f + 12] = ofam === 4 ? 0x08 : 0x86; m[f + 13] = ofam === 4 ? 0x00 : 0xdd;
+    const f = h - ETH_HLEN; // at least 28 bytes before off: no overlap
+    dv.setUint32(f, dv.getUint32(off)); dv.setUint32(f + 4, dv.getUint32(off + 4)); dv.setUint32(f + 8, dv.getUint32(off + 8));
+    dv.setUint16(f + 12, ofam === 4 ? 0x0800 : 0x86dd);
     w.off[i] = f;
     w.len[i] = ETH_HLEN + olen;
   }
@@ -539,6 +581,11 @@ export class EspEncryptNode extends GraphNode {
     this.rMtu[s] = a.nhMtu[t];
     return nh;
   }
+}
+
+/** n rounded up to a multiple of bs (the cipher's block: 4 or 16, a power of two; a float division otherwise). */
+function padTo(n: number, bs: number): number {
+  return (bs & (bs - 1)) === 0 ? (n + bs - 1) & -bs : Math.ceil(n / bs) * bs;
 }
 
 function wr32(m: Uint8Array, o: number, v: number): void {
