@@ -22,6 +22,9 @@ export const TOUCH_MIN_ROUTES = 65536;
 /** resolve4/6 found a route: its FIB value is in FibResolver.value, its type in FibResolver.type. */
 export const FOUND = 1;
 
+/** Answers FibResolver.keep4 holds at most (a ring: a ticket is good until HANDOVER_SLOTS later keeps). */
+export const HANDOVER_SLOTS = 1024;
+
 /** resolve()'s IPv6 destination argument for IPv4 (not read). */
 const NO_DST6 = new Uint32Array(4);
 
@@ -62,6 +65,16 @@ export class FibResolver {
   bigFib = false;
   /** The threshold of bigFib (tests set it to 0 to run the touch pass on small tables). */
   touchMinRoutes = TOUCH_MIN_ROUTES;
+  /**
+   * keep4 / reuse4: answers handed from esp-decrypt (which resolves a decrypted packet's inner destination to tell
+   * whether it is for this host) to ipv4-lookup (which would resolve it again), per ticket: the packet's frame
+   * offset, the answer and the shm generation of the plans it came through.
+   */
+  private readonly hoOff = new Int32Array(HANDOVER_SLOTS).fill(-1);
+  private readonly hoValue = new Int32Array(HANDOVER_SLOTS);
+  private readonly hoType = new Int32Array(HANDOVER_SLOTS);
+  private readonly hoGen = new Int32Array(HANDOVER_SLOTS);
+  private hoNext = 0;
   /** Packets resolved through the plan / through ShmReader.resolve (statistics). */
   fast = 0;
   slow = 0;
@@ -222,6 +235,33 @@ export class FibResolver {
       return FOUND;
     }
     return RESOLVE_NONE;
+  }
+
+  /**
+   * Keeps the answer of the last resolve4 (FOUND, through a plan: the caller checked !needsFlow(vrf, 4)) for the
+   * packet whose frame starts at `off`: returns its ticket (0 .. HANDOVER_SLOTS-1) for reuse4.
+   */
+  keep4(off: number): number {
+    const k = this.hoNext;
+    this.hoNext = (k + 1) & (HANDOVER_SLOTS - 1);
+    this.hoOff[k] = off;
+    this.hoValue[k] = this.value;
+    this.hoType[k] = this.type;
+    this.hoGen[k] = this.gen | 0;
+    return k;
+  }
+
+  /**
+   * resolve4 answered by ticket k of keep4 (value and type set, true) when the ticket still holds the answer kept
+   * for the packet at frame offset `off` and the shared memory did not change since (the generation read by the
+   * last beginVector is the one of that answer); else false (resolve4 then). A ticket is used once.
+   */
+  reuse4(k: number, off: number): boolean {
+    if (this.hoOff[k] !== (off | 0) || this.hoGen[k] !== (this.gen | 0)) return false; // (offsets as int32)
+    this.hoOff[k] = -1;
+    this.value = this.hoValue[k];
+    this.type = this.hoType[k];
+    return true;
   }
 
   /** resolve4 for IPv6 (dst: 4 words); flow6 must be set when needsFlow(). */

@@ -542,6 +542,23 @@ export class IpsecState {
   }
 
   /**
+   * nextSeq for SA i when nextSeq already ran for it in this vector (its floor was checked then): the low half
+   * incremented, nothing else; false when it would wrap (call nextSeq then). The stats block's oseq is not written:
+   * call syncSeq(i) once the vector's numbers are taken.
+   */
+  nextSeqAgain(i: number): boolean {
+    const lo = this.outLo[i];
+    if (lo === 0xffffffff) return false;
+    this.outLo[i] = lo + 1;
+    return true;
+  }
+
+  /** Writes SA i's last outbound sequence number to the stats block (oseq; after nextSeqAgain). */
+  syncSeq(i: number): void {
+    this.saCounters[i * SA_STRIDE + SA_C_OSEQ] = this.outHi[i] * TWO32 + this.outLo[i];
+  }
+
+  /**
    * ESN high bits for a received low half `sn` (RFC 4303 appendix A); 0 for SAs without ESN. Arguments and
    * result are int32 (a uint32 >= 2^31 crossing a call is boxed: an allocation); read them with `>>> 0`.
    */

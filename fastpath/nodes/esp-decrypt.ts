@@ -24,7 +24,9 @@
 //   accepted for transport mode, as Linux does).
 //   Then: Ethernet header (the received one, ethertype of the inner family) re-written in front of the
 //   inner packet, which goes to ipv4-input / ipv6-input as if received on the same port (VRF), with
-//   aux AUX_DECRYPTED (no clear-text policy drop for it; it may be encrypted again).
+//   aux AUX_DECRYPTED (no clear-text policy drop for it; it may be encrypted again), and for IPv4 the
+//   FIB answer forThisHost found for its destination (AUX_FIB | FibResolver.keep4 ticket: ipv4-lookup
+//   uses it instead of resolving again, fastpath/fib.ts reuse4).
 // Local delivery: a decrypted packet for this host could only go to Linux in clear, and Linux's own
 // 'in' policy check drops clear text that a policy requires to be ESP. So transport mode ESP (always
 // for this host) goes to Linux undecrypted ('ipsec-local') unless the graph sets transportDecrypt
@@ -51,9 +53,9 @@ import {
 import { X_SHM_BUSY } from '../route';
 import { FOUND, type FibResolver } from '../fib';
 import { RTN_ANYCAST, RTN_BROADCAST, RTN_LOCAL, RTN_MULTICAST } from '../route-types';
-import { VEC, vmove, vpush, Vector } from '../vector';
+import { VEC, vmove, vpush, vswap, Vector } from '../vector';
 import type { DropNode } from './drop';
-import { AUX_DECRYPTED } from './esp-encrypt';
+import { AUX_DECRYPTED, AUX_FIB } from './esp-encrypt';
 import type { ExceptionNode } from './exception';
 import type { Ipv4InputNode } from './ipv4-input';
 import type { Ipv6InputNode } from './ipv6-input';
@@ -90,6 +92,8 @@ export class EspDecryptNode extends GraphNode {
   private readonly fib: FibResolver;
   /** Decrypt transport-mode ESP too (default false: Linux gets it undecrypted, 'ipsec-local'). */
   transportDecrypt = false;
+  /** forThisHost's hand-over of the inner packet's FIB answer (aux bits for ipv4-input, AUX_FIB | ticket), or 0. */
+  private ticket = 0;
   /**
    * GraphOptions.ipsecLocalDecrypt (Linux trusts the DPVIs): tunnel-mode inner packets for this host go on
    * decrypted (ipv4/6-input -> lookup -> 'local' to Linux) instead of being re-encrypted for Linux.
@@ -121,11 +125,8 @@ export class EspDecryptNode extends GraphNode {
     if (this.input.n === 0 || this.running) return;
     this.running = true;
     const w = this.work, q = this.input;
-    for (let i = 0; i < q.n; i++) {
-      w.mbuf[i] = q.mbuf[i]; w.off[i] = q.off[i]; w.len[i] = q.len[i]; w.port[i] = q.port[i]; w.aux[i] = q.aux[i];
-    }
-    w.n = q.n;
-    q.n = 0;
+    w.n = 0;
+    vswap(w, q); // the input's packets become the work vector's (no copy); the input is empty after
     try { this.process(w); } finally { this.running = false; }
   }
 
@@ -219,6 +220,13 @@ export class EspDecryptNode extends GraphNode {
       n = 0;
       for (let i = 0; i < w.n; i++) if (pSa[i] === s) status[i] = ok ? this.bStatus[n++] : crypto.STATUS_CRYPTO_ERROR;
     }
+    this.deliver(w);
+  }
+
+  /** Pass 3 of process (its own function: V8 inlines the calls of a smaller function; status: decryptBurst's). */
+  private deliver(w: Vector): void {
+    const m = this.ctx.mem, ips = this.ipsec, exc = this.exception, drop = this.drop, status = this.status;
+    const pSa = this.pSa, espOff = this.espOff, encLen = this.encLen, seqHi = this.seqHi, cnt = ips.saCounters, dv = this.dv;
     // pass 3: replay update, trailer, decapsulation, inner policy, hand over (in order); packets / bytes counted
     // per run of packets of one SA (aS: that SA, aP / aB: its packets / bytes not yet added)
     let aS = -1, aP = 0, aB = 0;
@@ -240,6 +248,7 @@ export class EspDecryptNode extends GraphNode {
       const p = e + 8 + ips.saIvLen[s]; // plaintext
       const padLen = m[p + el - 2], nh = m[p + el - 1];
       const innerLen = el - 2 - padLen;
+      this.ticket = 0;
       if (!this.localDeliver && innerLen >= 0 && ips.saMode[s] === MODE_TUNNEL && this.forThisHost(w.port[i], p, innerLen, nh)) {
         // for Linux: the ESP packet as received (re-encrypted in place), Linux decrypts it
         if (this.reencrypt(s, e, el, seqHi[i])) exc.add(w, i, X_LOCAL);
@@ -260,7 +269,7 @@ export class EspDecryptNode extends GraphNode {
       if ((m[f + ETH_HLEN] >>> 4) === 4) {
         const q = this.input4.input;
         if (q.n === VEC) this.input4.run();
-        vpush(q, w.mbuf[i], f, w.len[i], w.port[i], AUX_DECRYPTED);
+        vpush(q, w.mbuf[i], f, w.len[i], w.port[i], AUX_DECRYPTED | this.ticket); // int32 (stored as uint32)
       } else {
         const q = this.input6.input;
         if (q.n === VEC) this.input6.run();
@@ -298,18 +307,30 @@ export class EspDecryptNode extends GraphNode {
     return ips.pBypass[f] === 0 && ips.pOptional[f] === 0;
   }
 
-  /** True when the tunnel-mode inner packet at m[p .. p+len) (next header nh) is for this host (FIB of the input port's VRF). */
+  /**
+   * True when the tunnel-mode inner packet at m[p .. p+len) (next header nh) is for this host (FIB of the input port's
+   * VRF). Sets `ticket` (AUX_FIB | a FibResolver.keep4 ticket, else 0): the IPv4 answer, for ipv4-lookup.
+   */
   private forThisHost(port: number, p: number, len: number, nh: number): boolean {
     const m = this.ctx.mem, fib = this.fib, vrf = this.ctx.portVrf[port];
+    this.ticket = 0;
     let res: number;
     if (nh === 4 && len >= 20 && (m[p] >>> 4) === 4) {
       if (m[p + 16] >= 224) return true; // multicast / broadcast
       const hl = (m[p] & 15) << 2, proto = m[p + 9];
-      if (fib.needsFlow(vrf, 4)) {
+      const flow = fib.needsFlow(vrf, 4);
+      if (flow) {
         fib.flow4.src = (m[p + 12] << 24) | (m[p + 13] << 16) | (m[p + 14] << 8) | m[p + 15];
         fib.setFlow(4, m[p + 1], proto, hl >= 20 ? portsAt(m, p + hl, p + len, proto) : 0, this.ctx.portName[port]);
       }
       res = fib.resolve4(vrf, (m[p + 16] << 24) | (m[p + 17] << 16) | (m[p + 18] << 8) | m[p + 19]);
+      if (res === FOUND && !flow) {
+        const t = fib.type;
+        if (t === RTN_LOCAL || t === RTN_BROADCAST || t === RTN_MULTICAST || t === RTN_ANYCAST) return true;
+        // not for this host: the answer (of the destination alone) goes with the packet to ipv4-lookup
+        this.ticket = AUX_FIB | fib.keep4(p - ETH_HLEN);
+        return false;
+      }
     } else if (nh === 41 && len >= 40 && (m[p] >>> 4) === 6) {
       if (m[p + 24] === 0xff) return true;
       const d = this.d6;

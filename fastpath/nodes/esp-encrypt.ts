@@ -56,7 +56,7 @@ import {
 } from '../ipsec';
 import { X_SHM_BUSY } from '../route';
 import { FIB_GROUP, FIB_INDEX_MASK, RTN_UNICAST } from '../route-types';
-import { VEC, vmove, vpush, Vector } from '../vector';
+import { VEC, vmove, vpush, vswap, Vector } from '../vector';
 import type { DropNode } from './drop';
 import type { ExceptionNode } from './exception';
 import type { Ipv4FragmentNode } from './ipv4-fragment';
@@ -81,6 +81,13 @@ const D_CRYPTO = dropReason('esp-crypto-error');
 export const AUX_DECRYPTED = 0x80000000;
 /** aux bit (ipv4-input / ipv6-input -> lookup) of an ESP fragment for ipv4-reassembly / ipv6-reassembly. */
 export const AUX_FRAGMENT = 0x40000000;
+/**
+ * aux bit of a packet esp-decrypt produced whose inner IPv4 destination it resolved already (not for this host):
+ * the low bits (AUX_TICKET) are a FibResolver.keep4 ticket; ipv4-input passes both on, ipv4-lookup uses the answer
+ * (FibResolver.reuse4) instead of resolving again when it is still good.
+ */
+export const AUX_FIB = 0x20000000;
+export const AUX_TICKET = 0x3ff; // HANDOVER_SLOTS - 1
 
 export type IpsecFragmentMode = 'after-encrypt' | 'before-encrypt';
 
@@ -186,11 +193,8 @@ export class EspEncryptNode extends GraphNode {
     if (this.input.n === 0 || this.running) return;
     this.running = true;
     const w = this.work.v, q = this.input;
-    for (let i = 0; i < q.n; i++) {
-      w.mbuf[i] = q.mbuf[i]; w.off[i] = q.off[i]; w.len[i] = q.len[i]; w.port[i] = q.port[i]; w.aux[i] = q.aux[i];
-    }
-    w.n = q.n;
-    q.n = 0;
+    w.n = 0;
+    vswap(w, q); // the input's packets become the work vector's (no copy); the input is empty after
     try { this.process(this.work); } finally { this.running = false; }
   }
 
@@ -207,6 +211,8 @@ export class EspEncryptNode extends GraphNode {
     // the last tunnel SA (and VRF) that passed its checks in this vector, with its outer next hop, MTU and sizes
     let tS = -1, tVrf = -1, tOnh = 0, tMtu = 0, tIv = 0, tIcv = 0, tBs = 0, tUlen = 0, tOhl = 0;
     const fq = this.fragmenter !== null ? this.fragmenter.input : null;
+    // the SA whose nextSeq ran in this vector (its later packets: nextSeqAgain; seqSync: its oseq to write)
+    let seqS = -1, seqSync = false;
     // pass 1: policies, SA, outer route, MTU, room (nothing modified before every check passed)
     for (let i = 0; i < w.n; i++) {
       b.sa[i] = -1;
@@ -304,7 +310,13 @@ export class EspEncryptNode extends GraphNode {
           b.fmtu[i] = mtu; // the ESP packet is fragmented before ipv6-rewrite (finish)
         }
       }
-      if (!ips.nextSeq(s)) { drop.add(w, i, D_SEQ_OVERFLOW); ips.saCounters[s * SA_STRIDE + SA_C_ERRORS]++; continue; }
+      let seqOk: boolean;
+      if (s === seqS) { seqOk = ips.nextSeqAgain(s) || ips.nextSeq(s); seqSync = true; } else {
+        if (seqSync) { ips.syncSeq(seqS); seqSync = false; }
+        seqOk = ips.nextSeq(s);
+        if (seqOk) seqS = s;
+      }
+      if (!seqOk) { drop.add(w, i, D_SEQ_OVERFLOW); ips.saCounters[s * SA_STRIDE + SA_C_ERRORS]++; continue; }
       b.seqLo[i] = ips.outLo[s];
       b.seqHi[i] = ips.outHi[s];
       b.sa[i] = s;
@@ -314,7 +326,11 @@ export class EspEncryptNode extends GraphNode {
       b.encLen[i] = el;
       b.plLen[i] = pl;
     }
-    this.finish(b, start, w.n);
+    if (seqSync) ips.syncSeq(seqS);
+    // nothing held (no ESP packet since `start`: every packet was handed over, dropped or sent to Linux in pass 1,
+    // e.g. a vector of decrypted packets that match no policy): no pass over the batch
+    if (held) this.finish(b, start, w.n);
+    else w.n = 0;
   }
 
   /** A fragment of packet `idx` of the work batch (before-encrypt): laid out for its SA, queued in `frags`. */
@@ -435,6 +451,7 @@ export class EspEncryptNode extends GraphNode {
   private buildTunnel(b: Batch, i: number, s: number, m: Uint8Array): void {
     const ips = this.ipsec, w = b.v;
     const off = w.off[i], o = off + ETH_HLEN;
+    const dv = this.dv;
     const fam = m[o] >>> 4;
     let tot: number, tc: number, df = 0, flow = 0;
     if (fam === 4) {
@@ -462,18 +479,24 @@ export class EspEncryptNode extends GraphNode {
     for (let k = 1; k <= pad; k++) m[t++] = k;
     m[t++] = pad;
     m[t] = fam === 4 ? 4 : 41;
-    // ESP header (SPI; the SN is written by the addon)
-    const dv = this.dv, e = b.espOff[i];
-    dv.setUint32(e, ips.saSpi[s]);
-    const espLen = 8 + ips.saIvLen[s] + el + ips.saIcvLen[s];
+    const e = b.espOff[i];
     const encap = ips.saEncap[s] === 1;
     const u = encap ? e - 8 : e;
+    const ofam = ips.saFam[s], q = s * 4;
+    const h = u - (ofam === 4 ? 20 : 40);
+    // Ethernet header: the received one, with the outer ethertype (the rewrite node sets the MACs); copied before the
+    // ESP header is written: that may begin before `off` (GCM: 2 bytes before) and overlap the received MACs (the
+    // copy would take SPI bytes, and its load would wait for the SPI store to a line not yet in cache)
+    const f = h - ETH_HLEN; // at least 28 bytes before off: no overlap
+    dv.setUint32(f, dv.getUint32(off)); dv.setUint32(f + 4, dv.getUint32(off + 4)); dv.setUint32(f + 8, dv.getUint32(off + 8));
+    dv.setUint16(f + 12, ofam === 4 ? 0x0800 : 0x86dd);
+    // ESP header (SPI; the SN is written by the addon)
+    dv.setUint32(e, ips.saSpi[s]);
+    const espLen = 8 + ips.saIvLen[s] + el + ips.saIcvLen[s];
     if (encap) writeUdp(m, u, ips.saEncSport[s], ips.saEncDport[s], 8 + espLen);
     const proto = encap ? 17 : IPPROTO_ESP;
-    const ofam = ips.saFam[s], q = s * 4;
-    let h: number, olen: number;
+    let olen: number;
     if (ofam === 4) {
-      h = u - 20;
       olen = 20 + (encap ? 8 : 0) + espLen;
       const id = this.ipId; this.ipId = (id + 1) & 0xffff;
       const sa = ips.saSrc[q], da = ips.saDst[q], ol = olen & 0xffff;
@@ -487,17 +510,12 @@ export class EspEncryptNode extends GraphNode {
       dv.setUint32(h + 8, (65 << 24) | (proto << 16) | c); // TTL, protocol, checksum
       dv.setInt32(h + 12, sa); dv.setInt32(h + 16, da);
     } else {
-      h = u - 40;
       olen = 40 + (encap ? 8 : 0) + espLen;
       const plen = olen - 40;
       m[h] = 0x60 | (otc >>> 4); m[h + 1] = ((otc & 15) << 4) | (flow >>> 16); m[h + 2] = flow >>> 8; m[h + 3] = flow;
       m[h + 4] = plen >>> 8; m[h + 5] = plen; m[h + 6] = proto; m[h + 7] = 65;
       for (let k = 0; k < 4; k++) { wr32(m, h + 8 + k * 4, ips.saSrc[q + k]); wr32(m, h + 24 + k * 4, ips.saDst[q + k]); }
     }
-    // Ethernet header: the received one, with the outer ethertype (the rewrite node sets the MACs)
-    const f = h - ETH_HLEN; // at least 28 bytes before off: no overlap
-    dv.setUint32(f, dv.getUint32(off)); dv.setUint32(f + 4, dv.getUint32(off + 4)); dv.setUint32(f + 8, dv.getUint32(off + 8));
-    dv.setUint16(f + 12, ofam === 4 ? 0x0800 : 0x86dd);
     w.off[i] = f;
     w.len[i] = ETH_HLEN + olen;
   }

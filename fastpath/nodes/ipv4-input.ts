@@ -10,8 +10,9 @@
 // fragments); one addressed to this box goes to ipv4-reassembly (ESP, with IPsec) or to Linux
 // ('fragment': Linux reassembles it).
 // Ethernet padding (frame longer than 14 + total length) is allowed; ipv4-rewrite trims it.
-// aux: the AUX_DECRYPTED mark of packets esp-decrypt produced is passed on to ipv4-lookup (the rest
-// of aux is cleared); eth-input gives 0.
+// aux: the AUX_DECRYPTED mark of packets esp-decrypt produced is passed on to ipv4-lookup, with its
+// hand-over of the inner destination's FIB answer (AUX_FIB | AUX_TICKET bits; the rest of aux is
+// cleared); eth-input gives 0.
 // A decrypted fragment (inner packet of a peer that fragments before encrypting) keeps its
 // AUX_DECRYPTED mark too.
 
@@ -21,7 +22,7 @@ import { ETH_HLEN } from '../context';
 import { GraphNode } from '../graph-node';
 import { vcopyWithin, vswap, handOn } from '../vector';
 import type { DropNode } from './drop';
-import { AUX_DECRYPTED, AUX_FRAGMENT } from './esp-encrypt';
+import { AUX_DECRYPTED, AUX_FIB, AUX_FRAGMENT, AUX_TICKET } from './esp-encrypt';
 import type { ExceptionNode } from './exception';
 import type { Ipv4LookupNode } from './ipv4-lookup';
 
@@ -63,7 +64,7 @@ export class Ipv4InputNode extends GraphNode {
         (s0 === 255 && (m[o + 13] & m[o + 14] & m[o + 15]) === 255)) { drop.add(v, i, D_MARTIAN); continue; }
       if (hl > 20) { exc.add(v, i, X_OPTIONS); continue; }
       if (m[o + 8] <= 1) { exc.add(v, i, X_TTL); continue; }
-      const aux = (v.aux[i] & AUX_DECRYPTED) | (((m[o + 6] & 0x3f) | m[o + 7]) !== 0 ? AUX_FRAGMENT : 0);
+      const aux = (v.aux[i] & (AUX_DECRYPTED | AUX_FIB | AUX_TICKET)) | (((m[o + 6] & 0x3f) | m[o + 7]) !== 0 ? AUX_FRAGMENT : 0);
       if (j !== i) vcopyWithin(v, j, i);
       v.aux[j++] = aux;
     }

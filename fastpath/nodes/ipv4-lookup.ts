@@ -13,6 +13,10 @@
 // ipv4-input): to a local address, ESP with IPsec -> ipv4-reassembly (aux = IHL*4; the whole ESP
 // packet then goes to esp-decrypt), anything else -> exception 'fragment' (Linux reassembles); in
 // transit -> forwarded as they are, with ports 0 for the ECMP hash and rules (as Linux).
+// Inbound ESP shortcuts: the ESP packets of a vector to the (VRF, destination) of the previous one that
+// went to esp-decrypt follow it without a FIB lookup (the answer of this vector, through a rule plan);
+// a decrypted packet marked AUX_FIB (esp-decrypt resolved its destination) takes that answer when
+// FibResolver.reuse4 still vouches for it (same packet, same shm generation), else it is resolved.
 
 import { ETH_HLEN, rd32, type FpContext } from '../context';
 import type { FibResolver } from '../fib';
@@ -26,7 +30,7 @@ import { FIB_GROUP, FIB_INDEX_MASK, RTN_LOCAL } from '../route-types';
 import { vcopyWithin, vmove, vswap, handOn } from '../vector';
 import type { DropNode } from './drop';
 import type { EspDecryptNode } from './esp-decrypt';
-import { AUX_DECRYPTED, AUX_FRAGMENT, type EspEncryptNode } from './esp-encrypt';
+import { AUX_DECRYPTED, AUX_FIB, AUX_FRAGMENT, AUX_TICKET, type EspEncryptNode } from './esp-encrypt';
 import type { ExceptionNode } from './exception';
 import type { Ipv4RewriteNode } from './ipv4-rewrite';
 
@@ -68,18 +72,25 @@ export class Ipv4LookupNode extends GraphNode {
     // Touch every packet's FIB words first: their cache / TLB misses overlap (fib.ts touch4).
     if (this.touchPass && fib.bigFib) fib.touchVector4(v, m, portVrf);
     let lastVrf = -2, flow = false; // needsFlow of the VRF of the previous packet (vectors mostly hold one port)
+    // ESP to this box: (VRF, destination) of the last ESP packet of this vector that resolved (through a plan: no
+    // flow key) to a local route and went to esp-decrypt; the next ones of the same VRF and destination (one
+    // tunnel endpoint, the usual case) go there without being resolved again (the answer is this vector's)
+    let espVrf = -2, espDst = 0;
     for (let i = 0; i < v.n; i++) {
       const o = v.off[i] + ETH_HLEN, port = v.port[i];
       const vrf = portVrf[port];
       if (vrf !== lastVrf) { lastVrf = vrf; flow = fib.needsFlow(vrf, 4); }
       const dst = rd32(m, o + 16);
       const proto = m[o + 9];
-      const frag = (v.aux[i] & AUX_FRAGMENT) !== 0; // a fragment: no ports (as Linux)
+      const a = v.aux[i];
+      const frag = (a & AUX_FRAGMENT) !== 0; // a fragment: no ports (as Linux)
+      if (proto === 50 && dst === espDst && vrf === espVrf && !frag) { (this.espDecrypt as EspDecryptNode).add(v, i, (m[o] & 15) << 2); continue; }
       if (flow) {
         fib.flow4.src = rd32(m, o + 12);
         fib.setFlow(4, m[o + 1], proto, frag ? 0 : this.ports(m, o, proto), ctx.portName[port]);
       }
-      const res = fib.resolve4(vrf, dst);
+      // a decrypted packet whose destination esp-decrypt resolved (AUX_FIB): its answer, when still good
+      const res = (a & AUX_FIB) !== 0 && fib.reuse4(a & AUX_TICKET, v.off[i]) ? FOUND : fib.resolve4(vrf, dst);
       if (this.localInCheck && res === FOUND && fib.type === RTN_LOCAL && (v.aux[i] & AUX_DECRYPTED) === 0 && proto !== 50 &&
         (this.espDecrypt as EspDecryptNode).clearLocalBlocked(vrf, 4, m, o, frag)) { drop.add(v, i, D_CLEAR_IN); continue; }
       if (frag && res === FOUND && fib.type === RTN_LOCAL) { // for this box: ESP -> reassembly (IPsec), else Linux
@@ -95,7 +106,11 @@ export class Ipv4LookupNode extends GraphNode {
       // a transit fragment goes on like any packet (forwarded as it is)
       if (esp !== null && !frag && res === FOUND && fib.type === RTN_LOCAL) {
         const hl = (m[o] & 15) << 2;
-        if (proto === 50) { (this.espDecrypt as EspDecryptNode).add(v, i, hl); continue; }
+        if (proto === 50) {
+          if (!flow) { espVrf = vrf; espDst = dst; }
+          (this.espDecrypt as EspDecryptNode).add(v, i, hl);
+          continue;
+        }
         if (proto === 17 && (this.encapPort as Uint8Array)[this.ports(m, o, proto) & 0xffff] === 1) {
           // ESP in UDP when the payload starts with a non-zero word (RFC 3948 §2.2); keepalive / IKE -> Linux
           const u = o + hl + 8, plen = ((m[o + 2] << 8) | m[o + 3]) - hl - 8;
