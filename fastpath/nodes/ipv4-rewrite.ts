@@ -15,7 +15,7 @@
 import { C_FORWARDED, PORT_STRIDE, exceptionReason } from '../../shared-mem/stats';
 import { GW_V4, GW_V6, type Adjacency } from '../adjacency';
 import { csumUpdate16 } from '../checksum';
-import { ETH_HLEN, type FpContext } from '../context';
+import { ETH_HLEN, rd32, type FpContext } from '../context';
 import { GraphNode } from '../graph-node';
 import { VEC, vcopyWithin, vpush, vswap, handOn } from '../vector';
 import type { ExceptionNode } from './exception';
@@ -43,22 +43,26 @@ export class Ipv4RewriteNode extends GraphNode {
     const nhResult = adj.nhResult, nhMtu = adj.nhMtu;
     adj.beginVector();
     // The previous packet's answer when it had the same next hop with a gateway (the neighbour then
-    // does not depend on the packet): consecutive packets mostly share their next hop.
+    // does not depend on the packet), or the same connected next hop and the same destination (e.g. the
+    // ESP packets of one tunnel to a directly connected peer): consecutive packets mostly share them.
     // w0..w5: its Ethernet addresses as 16-bit words in host order (little-endian hosts: written with
     // 6 stores through mem16 when the frame starts at an even offset).
     const m16 = ctx.mem16, m16End = m16.length * 2, nbMac = adj.nbMac, srcMac = adj.nhSrcMac;
     let lastNh = -1, lastT = 0, lastS = 0, w0 = 0, w1 = 0, w2 = 0, w3 = 0, w4 = 0, w5 = 0;
+    let lastConn = false, lastDst = 0; // lastNh is connected: its answer holds for lastDst only
     let fport = -1, fwd = 0; // 'forwarded' summed over runs of packets of one input port
     let j = 0; // packets for port-tx stay in v, compacted to v[0 .. j) (aux = egress port, len trimmed)
     for (let i = 0; i < v.n; i++) {
       const off = v.off[i], o = off + ETH_HLEN, nh = v.aux[i];
       let t: number, s: number;
-      if (nh === lastNh) { t = lastT; s = lastS; }
+      if (nh === lastNh && (!lastConn || rd32(m, o + 16) === lastDst)) { t = lastT; s = lastS; }
       else {
         t = adj.resolve(nh, 4, m, o);
         s = adj.nhSlot;
         const gk = adj.nhGwKind[s];
-        lastNh = adj.nhResult[s] >= 0 && (gk === GW_V4 || gk === GW_V6) ? nh : -1;
+        lastNh = adj.nhResult[s] >= 0 ? nh : -1;
+        lastConn = !(gk === GW_V4 || gk === GW_V6);
+        if (lastConn) lastDst = rd32(m, o + 16);
         lastT = t; lastS = s;
         if (t >= 0) {
           const d = t * 6, q = s * 6;
