@@ -24,13 +24,15 @@
 //   SAs with the template's reqid / SPI and mode transport are the policy's candidates, matched per
 //   packet on (destination, source).
 //   Several (rekeying): the one with the highest entry index, an approximation of Linux's "newest".
-// Sequence numbers: when an SA is loaded, numbering goes on from max(the kernel's oseq when the SA
-// entry carries one, the stats block's oseq when its tag is this entry's sequence word), so that a
-// restarted fast path never reuses a sequence number (a GCM nonce) of an SA it used before. When Linux
+// Sequence numbers: when an SA is loaded, numbering goes on from max(the kernel's oseq as cmgrd read it,
+// in the SA entry; the previous fast path's oseq for this very SA: the stats block's when its tag and ident
+// are the entry's, else a kept block with the SA's ident, `kept`), so that a restarted fast path never
+// reuses a sequence number (a GCM nonce) of an SA it used before, also over a re-created shared memory. When Linux
 // sends on the SA too (exceptions, locally originated traffic), the stats daemon writes the kernel's
 // oseq as a "floor" into the stats file (shared-mem/stats.ts FLOOR_*; tagged with the entry's sequence
 // word): nextSeq numbers above it (fastpath/README.md, docs/stats-daemon.md).
 
+import { createHash } from 'crypto';
 import * as crypto from '../native/crypto';
 import type { XfrmPolicy, XfrmSa, XfrmSelector } from '../lib/model';
 import { parse4, parse6 } from '../shared-mem/addr';
@@ -62,7 +64,8 @@ export const XFRM_STATE_NOECN = 1, XFRM_STATE_DECAP_DSCP = 2, XFRM_STATE_NOPMTUD
  * then costs a LoadIC call (~8-10 % of the outbound path, perf).
  */
 export const SA_C_TAG = stats.SA_C_TAG, SA_C_PACKETS = stats.SA_C_PACKETS, SA_C_BYTES = stats.SA_C_BYTES, SA_C_ERRORS = stats.SA_C_ERRORS,
-  SA_C_REPLAY = stats.SA_C_REPLAY, SA_C_AUTH = stats.SA_C_AUTH, SA_C_OSEQ = stats.SA_C_OSEQ, SA_C_ISEQ = stats.SA_C_ISEQ, SA_STRIDE = stats.SA_STRIDE;
+  SA_C_REPLAY = stats.SA_C_REPLAY, SA_C_AUTH = stats.SA_C_AUTH, SA_C_OSEQ = stats.SA_C_OSEQ, SA_C_ISEQ = stats.SA_C_ISEQ, SA_C_IDENT = stats.SA_C_IDENT,
+  SA_STRIDE = stats.SA_STRIDE;
 export const SA_CTR_PACKETS = SA_C_PACKETS, SA_CTR_BYTES = SA_C_BYTES, SA_CTR_ERRORS = SA_C_ERRORS, SA_CTR_REPLAY = SA_C_REPLAY,
   SA_CTR_STRIDE = SA_STRIDE;
 
@@ -181,6 +184,12 @@ export class IpsecState {
    * the stats file's floor region, found from `counters`' buffer, or `floors`; private zeros otherwise.
    */
   readonly saFloors: Float64Array;
+  /**
+   * The previous fast path's sequence state per SA ident (SA_C_IDENT -> [oseq, iseq]), read from the blocks `counters`
+   * held at construction (StatsFile.createFile keepSas): an SA found under another entry (a re-created shared memory)
+   * goes on from it; each is taken once.
+   */
+  private readonly kept = new Map<number, [number, number]>();
 
   /**
    * `counters`: this worker's per-SA block of the stats file (WorkerSlice.sa); private counters when too small.
@@ -220,6 +229,10 @@ export class IpsecState {
       try { floors = StatsFile.attach(counters.buffer).floors(); } catch { floors = undefined; } // not a stats file
     }
     this.saFloors = floors !== undefined && floors.length >= n * FLOOR_STRIDE ? floors : new Float64Array(n * FLOOR_STRIDE);
+    const c = this.saCounters;
+    for (let b = 0; b < c.length; b += SA_STRIDE) {
+      if (c[b + SA_C_IDENT] !== 0 && c[b + SA_C_TAG] !== 0) this.kept.set(c[b + SA_C_IDENT], [c[b + SA_C_OSEQ], c[b + SA_C_ISEQ]]);
+    }
   }
 
   /** Once per vector: re-validates the SA cache and rebuilds the SPD when the shm changed. */
@@ -257,6 +270,13 @@ export class IpsecState {
     if (!keepIfSame) this.saIdent[i] = null; // the next load decides (stats tag) whether the state is fresh
   }
 
+  /** Sequence state of SA i from a previous fast path's: outbound after oseq, inbound everything up to iseq seen. */
+  private goOn(i: number, oseq: number, iseq: number): void {
+    this.outHi[i] = Math.floor(oseq / TWO32); this.outLo[i] = oseq % TWO32;
+    this.topHi[i] = Math.floor(iseq / TWO32); this.topLo[i] = iseq % TWO32;
+    (this.rings[i] as Uint32Array).fill(iseq > 0 ? 0xffffffff : 0);
+  }
+
   private freshState(i: number): void {
     this.outHi[i] = 0; this.outLo[i] = 0; this.topHi[i] = 0; this.topLo[i] = 0;
     const ring = this.rings[i];
@@ -290,19 +310,22 @@ export class IpsecState {
     const ident = identOf(sa);
     const c = this.saCounters, b = i * SA_STRIDE;
     if (this.rings[i] === null) this.rings[i] = new Uint32Array(RING_WORDS);
-    if (this.saIdent[i] === null && c[b + SA_C_TAG] === seq && seq !== 0) {
-      // first load by this worker of the very entry the stats block counted (a restarted fast path):
+    const idh = identDigest(ident);
+    if (this.saIdent[i] === null && c[b + SA_C_TAG] === seq && seq !== 0 && c[b + SA_C_IDENT] === idh) {
+      // first load by this worker of the very entry (and SA) the stats block counted (a restarted fast path):
       // go on from its sequence numbers; every inbound number up to iseq counts as seen
-      const o = c[b + SA_C_OSEQ], q = c[b + SA_C_ISEQ];
-      this.outHi[i] = Math.floor(o / TWO32); this.outLo[i] = o % TWO32;
-      this.topHi[i] = Math.floor(q / TWO32); this.topLo[i] = q % TWO32;
-      (this.rings[i] as Uint32Array).fill(q > 0 ? 0xffffffff : 0);
+      this.goOn(i, c[b + SA_C_OSEQ], c[b + SA_C_ISEQ]);
+      this.kept.delete(idh);
     } else if (this.saIdent[i] !== ident) {
       this.freshState(i); // another SA (or other keys) in this slot
+      // the previous fast path's state of this SA under another entry (the shared memory was re-created)
+      const k = this.kept.get(idh);
+      if (k !== undefined) { this.goOn(i, k[0], k[1]); this.kept.delete(idh); }
     }
+    c[b + SA_C_IDENT] = idh;
     this.saIdent[i] = ident;
-    // the kernel's outbound sequence number, when the mirrored entry carries it
-    const kseq = (sa as XfrmSa & { oseq?: number }).oseq;
+    // the kernel's outbound sequence number when cmgrd read the SA (its own packets, fpsd's pushes, an HA peer's)
+    const kseq = sa.oseq;
     if (typeof kseq === 'number' && kseq > this.outHi[i] * TWO32 + this.outLo[i]) {
       this.outHi[i] = Math.floor(kseq / TWO32); this.outLo[i] = kseq % TWO32;
     }
@@ -607,6 +630,11 @@ export class IpsecState {
 }
 
 /** What makes two SA entries the same SA (its sequence state and counters carry over): identity and keys. */
+/** SA_C_IDENT of an identity: the first 32 bits of its SHA-256 (the keys cannot be told from it), never 0. */
+function identDigest(ident: string): number {
+  return createHash('sha256').update(ident).digest().readUInt32BE(0) || 1;
+}
+
 function identOf(sa: XfrmSa): string {
   return `${sa.vrf}/${sa.family}/${sa.daddr}/${sa.spi}/${sa.proto}/${sa.aead?.key ?? ''}/${sa.enc?.key ?? ''}/${sa.auth?.key ?? ''}`;
 }

@@ -661,6 +661,7 @@ export function validateObject(o: AnyObject): string | null {
         if (a && !/^([0-9a-f]{2})*$/.test(a.key)) return `bad key for ${a.name}`;
         if (a && a.key.length > 128) return `key for ${a.name} longer than 64 bytes`;
       }
+      if (o.obj.oseq !== undefined && !(Number.isSafeInteger(o.obj.oseq) && o.obj.oseq >= 0)) return `bad oseq ${o.obj.oseq}`;
       return null;
   }
 }

@@ -176,6 +176,9 @@ export interface XfrmSa {
   mark?: XfrmMark;
   ifId: number;
   lifetime: XfrmLifetime;
+  /** The kernel's last outbound sequence number (ESN: oseq_hi * 2^32 + oseq) when the SA was read (dump, NEWSA,
+   *  UPDSA), absent when 0. The fast path numbers above it when it takes the SA (fastpath/ipsec.ts load). */
+  oseq?: number;
 }
 
 export type ObjectKind = 'vrf' | 'link' | 'address' | 'route' | 'rule' | 'neighbour' | 'policy' | 'sa';

@@ -234,7 +234,19 @@ function decodeSaInfo(info: Buffer, off: number, a: Attrs, vrf: number): XfrmSa 
     lifetime: decodeLifetimeCfg(info, off + 96),
   };
   const esnAttr = a.bytes(XFRMA_REPLAY_ESN_VAL);
-  if (esnAttr) sa.replayWindow = decodeEsn(esnAttr, 'XFRMA_REPLAY_ESN_VAL').replayWindow;
+  let oseq = 0;
+  if (esnAttr) {
+    const e = decodeEsn(esnAttr, 'XFRMA_REPLAY_ESN_VAL');
+    sa.replayWindow = e.replayWindow;
+    oseq = e.oseqHi * 0x100000000 + e.oseq;
+  } else {
+    const rp = a.bytes(XFRMA_REPLAY_VAL);
+    if (rp) {
+      need(rp, 12, 'XFRMA_REPLAY_VAL');
+      oseq = rp.readUInt32LE(0);
+    }
+  }
+  if (oseq > 0) sa.oseq = oseq;
   const aead = decodeAlgo(a, XFRMA_ALG_AEAD, 4, 'XFRMA_ALG_AEAD');
   if (aead) sa.aead = { ...aead.algo, icvBits: aead.extraVal };
   const enc = decodeAlgo(a, XFRMA_ALG_CRYPT, 0, 'XFRMA_ALG_CRYPT');
@@ -543,7 +555,8 @@ export function usersaInfo(sa: XfrmSa, replayWindowField: number): Buffer {
  * XFRM_MSG_NEWSA (or UPDSA with `type`) for `sa`, the way iproute2 encodes it: the replay window
  * goes into xfrm_usersa_info.replay_window when <= 32 and not ESN, otherwise into an
  * XFRMA_REPLAY_ESN_VAL (bmp_len = ceil(window / 32)) with replay_window 0 in the info.
- * auth uses XFRMA_ALG_AUTH_TRUNC when truncBits is set, XFRMA_ALG_AUTH otherwise.
+ * auth uses XFRMA_ALG_AUTH_TRUNC when truncBits is set, XFRMA_ALG_AUTH otherwise. `oseq` (when set) goes into
+ * the replay state (XFRMA_REPLAY_VAL, or the ESN one).
  */
 export function encodeSa(sa: XfrmSa, seq = 0, opts: { type?: number; flags?: number } = {}): Buffer {
   const useEsnAttr = sa.esn || sa.replayWindow > 32;
@@ -568,11 +581,17 @@ function appendSaAttrs(b: MessageBuilder, sa: XfrmSa, useEsnAttr: boolean): void
     if (sa.encap.oa !== undefined) parseAddr(sa.family, sa.encap.oa).copy(e, 8);
     b.attr(XFRMA_ENCAP, e);
   }
+  const oseq = sa.oseq ?? 0;
   if (useEsnAttr) {
     const words = Math.max(1, Math.ceil(sa.replayWindow / 32));
     b.attr(XFRMA_REPLAY_ESN_VAL, esnBuf({
-      oseq: 0, seq: 0, oseqHi: 0, seqHi: 0, replayWindow: sa.replayWindow, bmp: new Array<number>(words).fill(0),
+      oseq: oseq % 0x100000000, seq: 0, oseqHi: Math.floor(oseq / 0x100000000), seqHi: 0, replayWindow: sa.replayWindow,
+      bmp: new Array<number>(words).fill(0),
     }));
+  } else if (oseq > 0) {
+    const r = Buffer.alloc(12); // xfrm_replay_state: oseq, seq, bitmap (the kernel takes it on NEWSA, as for an HA peer's SA)
+    r.writeUInt32LE(oseq >>> 0, 0);
+    b.attr(XFRMA_REPLAY_VAL, r);
   }
   if (sa.mark) b.attr(XFRMA_MARK, markBuf(sa.mark));
   if (sa.ifId) b.u32(XFRMA_IF_ID, sa.ifId);

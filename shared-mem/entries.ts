@@ -449,6 +449,7 @@ export function encodeSa(o: XfrmSa, w: W, b: B): void {
   encodeNum64(l.hardAddSeconds, w, L + LIFE.HARD_ADD, 'hard add expire');
   encodeNum64(l.softUseSeconds, w, L + LIFE.SOFT_USE, 'soft use expire');
   encodeNum64(l.hardUseSeconds, w, L + LIFE.HARD_USE, 'hard use expire');
+  if (o.oseq !== undefined) encodeNum64(o.oseq, w, SA_E.OSEQ, 'outbound sequence number');
 }
 
 export function decodeSa(w: W, b: B): XfrmSa {
@@ -475,5 +476,7 @@ export function decodeSa(w: W, b: B): XfrmSa {
     if (oa !== undefined) s.encap.oa = oa;
   }
   if (bt & 16) s.mark = { value: w[SA_E.MARKV], mask: w[SA_E.MARKM] };
+  const oseq = decodeNum64(w, SA_E.OSEQ);
+  if (oseq > 0) s.oseq = oseq;
   return s;
 }

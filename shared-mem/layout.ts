@@ -360,11 +360,13 @@ export const LIFE = { SOFT_BYTES: 0, HARD_BYTES: 2, SOFT_PACKETS: 4, HARD_PACKET
  * BITS: hasAead 1 | hasEnc 2 | hasAuth 4 | hasEncap 8 | hasMark 16 | daddrKind << 8 |
  *       saddrKind << 10 | encapOaKind << 12.
  * ENCAP_PORTS: sport | dport << 16.
+ * OSEQ (lo, hi): the kernel's outbound sequence number when cmgrd read the SA (0: none; words that files
+ * written before it was added hold 0 too, so no layout version change).
  */
 export const SA_E = {
   SEQ: 0, USED: 1, VRF: 2, SPI: 3, META: 4, REQID: 5, FLAGS: 6, REPLAY: 7, IFID: 8, BITS: 9,
   MARKV: 10, MARKM: 11, DADDR: 12, SADDR: 16, SEL: 20, ENCAP_TYPE: 36, ENCAP_PORTS: 37,
-  ENCAP_OA: 38, LIFE: 42, AEAD: 58, ENC: 94, AUTH: 130, WORDS: 176,
+  ENCAP_OA: 38, LIFE: 42, AEAD: 58, ENC: 94, AUTH: 130, OSEQ: 166, WORDS: 176,
 } as const;
 
 /** Hash index regions: GEN word (low bit = active array), then two arrays of `slots` u32. Slot

@@ -21,6 +21,11 @@
 //     replayDrops, authDrops   inbound: anti-replay rejects ('esp-replay'), ICV failures ('esp-icv')
 //     oseq     outbound: last sequence number used (64-bit with ESN, as a Float64 integer)
 //     iseq     inbound: highest authenticated sequence number (64-bit with ESN)
+//     ident    a 32-bit digest (SHA-256) of the SA's identity (VRF, destination, SPI, protocol, keys); 0 = none.
+//              A restarted fast path goes on from a block only for the SA that wrote it: from block i when
+//              its tag and ident are the entry's (same shared memory), else from the block of the previous
+//              file with the SA's ident, wherever it was (the shared memory was re-created: other entry
+//              indexes and sequence words; fastpath/ipsec.ts load)
 //   StatsFile.readSa(i) sums a block over the workers whose tag is the highest (tag/oseq/iseq: max).
 //
 // After the worker slices (page aligned), the oseq FLOOR region: `sas` entries of FLOOR_STRIDE Float64
@@ -41,7 +46,7 @@
 import { loadNative } from './layout';
 
 export const STATS_MAGIC = 0x5453464c; // "LFST" in little-endian bytes
-export const STATS_VERSION = 3; // 2: per-SA counters (StatsConfig.sas), header word SAS; 3: oseq floor region (header word FLOORS)
+export const STATS_VERSION = 4; // 2: per-SA counters (StatsConfig.sas), header word SAS; 3: oseq floor region (header word FLOORS); 4: SA ident
 export const DEFAULT_STATS_PATH = '/run/lfp/shm/lfp-stats';
 export const STATS_PAGE = 4096;
 
@@ -156,11 +161,14 @@ export function dropReason(name: DropReason): number {
 }
 
 /** Per-SA counters (one block of SA_STRIDE Float64 per shm SA entry index, per worker). */
-export const SA_COUNTERS = ['tag', 'packets', 'bytes', 'errors', 'replayDrops', 'authDrops', 'oseq', 'iseq'] as const;
+/** `tag`: the shm SA entry's sequence word when the block was (re)started; `ident`: a 32-bit digest of the SA's
+ *  identity (VRF, destination, SPI, protocol, keys: SHA-256, never the keys themselves), so that a block is only
+ *  taken for the SA that wrote it, also across a re-created shared memory (fastpath/ipsec.ts load). */
+export const SA_COUNTERS = ['tag', 'packets', 'bytes', 'errors', 'replayDrops', 'authDrops', 'oseq', 'iseq', 'ident'] as const;
 export type SaCounter = typeof SA_COUNTERS[number];
-export const SA_STRIDE = 8;
+export const SA_STRIDE = 9;
 export const SA_C_TAG = 0, SA_C_PACKETS = 1, SA_C_BYTES = 2, SA_C_ERRORS = 3, SA_C_REPLAY = 4, SA_C_AUTH = 5, SA_C_OSEQ = 6,
-  SA_C_ISEQ = 7;
+  SA_C_ISEQ = 7, SA_C_IDENT = 8;
 export type SaStats = Record<SaCounter, number>;
 
 /** Per-SA oseq floor (one entry of FLOOR_STRIDE Float64 per SA slot, after the worker slices; written by fpsd only). */
@@ -388,7 +396,7 @@ export class StatsFile {
   readSa(slot: number): SaStats {
     const L = this.layout;
     if (!Number.isInteger(slot) || slot < 0 || slot >= L.sas) throw new RangeError(`SA slot ${slot}: the stats file has ${L.sas} SA slots`);
-    const out = { tag: 0, packets: 0, bytes: 0, errors: 0, replayDrops: 0, authDrops: 0, oseq: 0, iseq: 0 };
+    const out = { tag: 0, packets: 0, bytes: 0, errors: 0, replayDrops: 0, authDrops: 0, oseq: 0, iseq: 0, ident: 0 };
     const blocks: Float64Array[] = [];
     for (let w = 0; w < L.workers; w++) {
       const base = L.headerBytes + w * L.sliceBytes + (WORKER_FIELDS.length + L.ports * PORT_STRIDE + slot * SA_STRIDE) * 8;
@@ -401,6 +409,7 @@ export class StatsFile {
       out.replayDrops += b[SA_C_REPLAY]; out.authDrops += b[SA_C_AUTH];
       if (b[SA_C_OSEQ] > out.oseq) out.oseq = b[SA_C_OSEQ];
       if (b[SA_C_ISEQ] > out.iseq) out.iseq = b[SA_C_ISEQ];
+      if (b[SA_C_IDENT] !== 0) out.ident = b[SA_C_IDENT];
     }
     return out;
   }

@@ -25,6 +25,7 @@ const T = {
   control: 'control, without fpsd: Linux and the fast path both number from 1 on the SA: the peer drops the duplicates as replays',
   rounds: 'with fpsd: pings Linux encrypts and UDP flows the fast path encrypts, interleaved: no replay error at the peer, every packet arrives',
   concurrent: 'with fpsd: a ping running while the fast path sends (Linux numbers above the fast path by the margin): no replay error, nothing lost',
+  restart: 'lfp restarted with a new shared memory (fpmd --fresh), with and without the fast path\'s stats file: the fast path numbers on from where it was (the kernel\'s oseq / its own kept state): every packet arrives',
 } as const;
 
 if (!IN_UML) {
@@ -186,6 +187,42 @@ function describeInUml(): void {
       const peer = ksa(g!.peer.name, OUT);
       assert.strictEqual((xfrmStat(g!.peer.name).XfrmInStateSeqError ?? 0) - e0, 0, `replay errors at the peer\n${detail(OUT)}`);
       assert.strictEqual(peer.packets - before, 44, detail(OUT));
+    });
+
+    it(T.restart, async () => {
+      const { ADDR } = await import('../lib/uml-lfp');
+      const { parse4 } = await import('../../shared-mem/addr');
+      const e0 = xfrmStat(g!.peer.name).XfrmInStateSeqError ?? 0;
+      const before = ksa(g!.peer.name, OUT).packets;
+      const flow = async (what: string, n: number) => {
+        const got = await g!.udpFlow(g!.a, g!.b, ADDR.b4, n, 500);
+        assert.strictEqual(got, n, `${what}: UDP ${got}/${n}\n${detail(OUT)}\n${g!.env.logs()}`);
+      };
+      // 1. fpsd pushed the fast path's oseq (+ margin) into the kernel SA; lfp restarts from scratch: new shared
+      //    memory, no stats file. Only the kernel's oseq, mirrored into the new SA entry by cmgrd, can carry the
+      //    numbering (from 1, the peer would drop every packet as a replay).
+      await flow('before the restart', 100);
+      const o1 = fpOseq();
+      await waitUntil('kernel oseq above the fast path\'s', 20_000, () => ksa(g!.cp.name, OUT).oseq >= o1, 50);
+      d!.close(); d = null;
+      await g!.restart({ dropStats: true });
+      await waitUntil('SAs in the new shared memory', 20_000, () => g!.env.list('sa').length === 2, 50);
+      assert.ok((g!.env.list('sa').find((x) => x.spi === OUT)?.oseq ?? 0) >= o1, `the SA entry carries the kernel's oseq: ${JSON.stringify(g!.env.list('sa'))}`);
+      slot = g!.env.reader.saLookup(0, parse4(ADDR.peer4), OUT, 50);
+      await flow('after a restart without the stats file', 100);
+      assert.ok(fpOseq() > o1 + 100, `numbering went on above the kernel's oseq: ${fpOseq()} (was ${o1})`);
+      // 2. Without fpsd (the kernel's oseq stays behind): the fast path's own state, kept in its stats file, carries
+      //    it across a new shared memory.
+      await flow('before the second restart', 100);
+      const o2 = fpOseq();
+      assert.ok(ksa(g!.cp.name, OUT).oseq < o2, 'the kernel is behind the fast path');
+      await g!.restart();
+      slot = g!.env.reader.saLookup(0, parse4(ADDR.peer4), OUT, 50);
+      await flow('after a restart with the stats file kept', 100);
+      assert.strictEqual(fpOseq(), o2 + 100, 'numbering went on exactly');
+      const peer = ksa(g!.peer.name, OUT);
+      assert.strictEqual((xfrmStat(g!.peer.name).XfrmInStateSeqError ?? 0) - e0, 0, `replay errors at the peer\n${detail(OUT)}`);
+      assert.strictEqual(peer.packets - before, 400, detail(OUT));
     });
   });
 }

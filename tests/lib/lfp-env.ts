@@ -93,6 +93,36 @@ export class LfpEnv {
     return new Promise((r) => { c.once('exit', () => r()); c.kill(signal); });
   }
 
+  /**
+   * Stops fpmd, the fast path and cmgrd (SIGKILL, as a crash) and starts them again, fpmd with `--fresh` (a new
+   * shared-memory file: other entry indexes and sequence words) unless `fresh` is false; `dropStats`: the fast path's
+   * stats file is removed first (nothing kept from the previous fast path). Resolves once cmgrd's full sync is in.
+   */
+  async restartAll(o: { fresh?: boolean; dropStats?: boolean } = {}): Promise<void> {
+    for (const n of ['cmgrd', 'fp', 'fpmd'] as const) await this.kill(n);
+    if (o.dropStats) fs.unlinkSync(statsPath(this.cfg));
+    this.reader_ = null;
+    const t0 = Date.now();
+    const oldIno = o.fresh === false ? -1 : fs.statSync(this.cfg.shm.path).ino;
+    try {
+      this.spawn('fpmd', o.fresh === false ? [] : ['--fresh']);
+      await waitUntil('fpmd shared memory', 20000, () => {
+        if (fs.statSync(this.cfg.shm.path).ino === oldIno) return false; // still the old file
+        this.reader_ = ShmReader.open(this.cfg.shm.path);
+        return true;
+      }, 50);
+      this.spawn('fp');
+      await waitUntil('fast path running', 60000, () => {
+        if (!this.alive('fp')) throw new Error('fp exited');
+        return StatsFile.open(statsPath(this.cfg)).read().perWorker[0].fields.heartbeatMs > t0; // the new fast path's heartbeat
+      }, 100);
+      this.spawn('cmgrd');
+      await this.waitSynced(60000);
+    } catch (e) {
+      throw new Error(`restart: ${(e as Error).message}\n--- logs ---\n${this.logs()}`);
+    }
+  }
+
   /** Process id of a running daemon, or null. */
   pid(name: Daemon): number | null {
     const c = this.procs.get(name);

@@ -55,6 +55,12 @@ export interface UmlLfp {
   ping(ns: Netns, dst: string, count?: number, size?: number): Promise<{ ok: boolean; out: string }>;
   /** Sends `count` numbered UDP datagrams from `from` to dst:port at `pps`; resolves with how many distinct ones `to` got. */
   udpFlow(from: Netns, to: Netns, dst: string, count: number, pps: number, opts?: { port?: number; size?: number }): Promise<number>;
+  /**
+   * Restarts fpmd, the fast path and cmgrd (LfpEnv.restartAll: a new shared memory unless fresh is false; dropStats:
+   * without the fast path's stats file). The DPVIs are new TAPs: their addresses and routes are configured again
+   * and lfp's neighbours resolved again, as at the start; the XFRM state is untouched.
+   */
+  restart(o?: { fresh?: boolean; dropStats?: boolean }): Promise<void>;
   /** Stops lfp, removes the namespaces. Idempotent. */
   stop(): void;
 }
@@ -127,12 +133,21 @@ export async function startUmlLfp(o: UmlLfpOptions = {}): Promise<UmlLfp> {
     await e.waitSynced(60_000);
 
     // ip configuration
-    cp.batch([
-      'link set eth1 up', 'link set eth2 up',
-      `addr add ${ADDR.lfp1v4}/24 dev eth1`, `addr add ${ADDR.lfp2v4}/24 dev eth2`,
-      `addr add ${ADDR.lfp1v6}/64 dev eth1 nodad`, `addr add ${ADDR.lfp2v6}/64 dev eth2 nodad`,
-      `route add ${ADDR.netB4} via ${ADDR.peer4}`, `route add ${ADDR.netB6} via ${ADDR.peer6}`,
-    ]);
+    const configureCp = async (): Promise<void> => {
+      cp.batch([
+        'link set eth1 up', 'link set eth2 up',
+        `addr add ${ADDR.lfp1v4}/24 dev eth1`, `addr add ${ADDR.lfp2v4}/24 dev eth2`,
+        `addr add ${ADDR.lfp1v6}/64 dev eth1 nodad`, `addr add ${ADDR.lfp2v6}/64 dev eth2 nodad`,
+        `route add ${ADDR.netB4} via ${ADDR.peer4}`, `route add ${ADDR.netB6} via ${ADDR.peer6}`,
+      ]);
+      if (wanMtu !== 1500) {
+        // the DPVI's MTU is the port's (the fast path applies it to pB on its control tick)
+        cp.ip(`link set eth2 mtu ${wanMtu}`);
+        await waitUntil('eth2 MTU in lfp', 10_000, () => e.list('link', 0).find((l) => l.name === 'eth2')?.mtu === wanMtu, 50);
+      }
+    };
+    const waitCarrier = () => waitUntil('DPVI carrier', 10_000, () => ['eth1', 'eth2'].every((l) => cp.ip(`link show ${l}`).includes('LOWER_UP')), 50);
+    await configureCp();
     peer.batch([
       'link set p0 up', 'link set p1 up',
       `addr add ${ADDR.peer4}/24 dev p0`, `addr add ${ADDR.peerB4}/24 dev p1`,
@@ -149,15 +164,16 @@ export async function startUmlLfp(o: UmlLfpOptions = {}): Promise<UmlLfp> {
     }
     peer.exec('ethtool', ['-K', 'p0', 'tx', 'off']);
     peer.exec('ethtool', ['-K', 'p1', 'tx', 'off']);
-    if (wanMtu !== 1500) {
-      // the DPVI's MTU is the port's (the fast path applies it to pB on its control tick)
-      cp.ip(`link set eth2 mtu ${wanMtu}`);
-      await waitUntil('eth2 MTU in lfp', 10_000, () => e.list('link', 0).find((l) => l.name === 'eth2')?.mtu === wanMtu, 50);
-    }
-    await waitUntil('DPVI carrier', 10_000, () => ['eth1', 'eth2'].every((l) => cp.ip(`link show ${l}`).includes('LOWER_UP')), 50);
+    await waitCarrier();
 
     const g: UmlLfp = {
       env: e, cp, phy, a, peer, b, run, udpFlow, stop,
+      restart: async (ro = {}) => {
+        await e.restartAll(ro);
+        await configureCp();
+        await waitCarrier();
+        await resolveNeighbours();
+      },
       ping: async (ns, dst, count = 3, size) => {
         const args = [...(dst.includes(':') ? ['-6'] : []), '-c', String(count), '-i', '0.2', '-w', String(10 + count), ...(size ? ['-s', String(size)] : []), dst];
         const r = await run(ns, 'ping', args);
@@ -165,16 +181,20 @@ export async function startUmlLfp(o: UmlLfpOptions = {}): Promise<UmlLfp> {
       },
     };
     // Resolve every neighbour lfp and the peer need before any policy exists: the first packets of a
-    // flow would otherwise go to Linux (no-neighbour), which would encrypt them itself.
-    await Promise.all(([[cp, ADDR.a4], [cp, ADDR.peer4], [cp, ADDR.a6], [cp, ADDR.peer6], [peer, ADDR.b4], [peer, ADDR.b6], [a, ADDR.lfp1v4],
-      [a, ADDR.lfp1v6], [b, ADDR.peerB4], [b, ADDR.peerB6]] as const).map(async ([ns, dst]) => {
-      const r = await g.ping(ns, dst, 1);
-      if (!r.ok) throw new Error(`ping ${dst} from ${ns.name}: ${r.out}`);
-    }));
-    await waitUntil('neighbours in lfp', 10_000, () => {
-      const n = e.list('neighbour').filter((x) => !!x.lladdr).map((x) => x.addr);
-      return [ADDR.a4, ADDR.peer4, ADDR.a6, ADDR.peer6].every((x) => n.includes(x));
-    }, 50);
+    // flow would otherwise go to Linux (no-neighbour), which would encrypt them itself. (After a restart the
+    // policies exist: these pings are clear traffic between directly connected addresses, outside them.)
+    const resolveNeighbours = async (): Promise<void> => {
+      await Promise.all(([[cp, ADDR.a4], [cp, ADDR.peer4], [cp, ADDR.a6], [cp, ADDR.peer6], [peer, ADDR.b4], [peer, ADDR.b6], [a, ADDR.lfp1v4],
+        [a, ADDR.lfp1v6], [b, ADDR.peerB4], [b, ADDR.peerB6]] as const).map(async ([ns, dst]) => {
+        const r = await g.ping(ns, dst, 1);
+        if (!r.ok) throw new Error(`ping ${dst} from ${ns.name}: ${r.out}`);
+      }));
+      await waitUntil('neighbours in lfp', 10_000, () => {
+        const n = e.list('neighbour').filter((x) => !!x.lladdr).map((x) => x.addr);
+        return [ADDR.a4, ADDR.peer4, ADDR.a6, ADDR.peer6].every((x) => n.includes(x));
+      }, 50);
+    };
+    await resolveNeighbours();
     return g;
   } catch (err) {
     const logs = env ? env.logs() : '';

@@ -921,8 +921,9 @@ if (typeof describe === 'function') describe('fast path IPsec ESP, part 2 (issue
       const o = file.readSa(out), n = file.readSa(inb);
       // bytes as Linux counts them: the inner packets (tunnel mode), without ESP padding and trailer
       const outBytes = [1, 2, 3].reduce((a, j) => a + lan('10.0.1.5', '10.99.1.1', { len: j }).length - 14, 0);
-      assert.deepStrictEqual(o, { tag: seqWord(out), packets: 3, bytes: outBytes, errors: 0, replayDrops: 0, authDrops: 0, oseq: 3, iseq: 0 });
-      assert.deepStrictEqual(n, { tag: seqWord(inb), packets: 2, bytes: 2 * inner.length, errors: 1, replayDrops: 1, authDrops: 1, oseq: 0, iseq: 10 });
+      assert.deepStrictEqual(o, { tag: seqWord(out), packets: 3, bytes: outBytes, errors: 0, replayDrops: 0, authDrops: 0, oseq: 3, iseq: 0, ident: o.ident });
+      assert.deepStrictEqual(n, { tag: seqWord(inb), packets: 2, bytes: 2 * inner.length, errors: 1, replayDrops: 1, authDrops: 1, oseq: 0, iseq: 10, ident: n.ident });
+      assert.ok(o.ident > 0 && n.ident > 0 && o.ident !== n.ident, 'SA idents');
       // a second worker with the same incarnation adds up; one with an older tag is left out
       const w1 = file.worker(1).sa;
       w1[out * SA_STRIDE + SA_C_TAG] = seqWord(out); w1[out * SA_STRIDE + 1] = 5; w1[out * SA_STRIDE + 6] = 100;
@@ -992,6 +993,50 @@ if (typeof describe === 'function') describe('fast path IPsec ESP, part 2 (issue
       X.io.clearCaptured();
     });
 
+    it('the shared memory re-created (other entry order, the same sequence words): each SA goes on from its own state', () => {
+      const slice = { worker: 0, fields: new Float64Array(8), counters: new Float64Array(4 * 512), sa: new Float64Array(SAS * SA_STRIDE) };
+      const shm = (objs: AnyObject[]): SharedArrayBuffer => {
+        const sab = new SharedArrayBuffer(computeLayout(SMALL_CONFIG).totalSize);
+        const w = ShmWriter.create(sab, SMALL_CONFIG);
+        for (const o of objs) w.upsert(o);
+        w.setPorts(PORT_NAMES);
+        return sab;
+      };
+      const inner = ipv4({ src: '10.99.1.1', dst: '10.0.1.5', payload: [] });
+      X.g.close();
+      X = world({ stats: slice, sab: shm(objects()) });
+      X.run([1, 2].map((j) => ({ port: 0, frame: lan('10.0.1.5', '10.99.1.1', { len: j }) })));
+      X.one(1, wan(PEER, LOCAL, espSeal(GCM_B, 0x2001, 40, inner, 4)));
+      const before = [saIndex(X, PEER, 0x1001), saIndex(X, LOCAL, 0x2001)];
+      X.io.clearCaptured();
+      X.g.close();
+      // fpmd --fresh: a new file, the SAs written in the other order (so in each other's entries, whose sequence
+      // words are the same as before); the fast path restarts on the kept stats blocks (by index, as createFile does)
+      const objs = objects();
+      X = world({ stats: slice, sab: shm([...objs.filter((o) => o.kind !== 'sa'), ...objs.filter((o) => o.kind === 'sa').reverse()]) });
+      const after = [saIndex(X, PEER, 0x1001), saIndex(X, LOCAL, 0x2001)];
+      assert.notDeepStrictEqual(after, before, 'the SAs moved to other entries');
+      const seqWord = (i: number): number => { const b = new Uint32Array(176); X.r.readSa(i, b); return b[0]; };
+      assert.ok(slice.sa.some((t, k) => k % SA_STRIDE === SA_C_TAG && t !== 0 && t === seqWord(Math.floor(k / SA_STRIDE))),
+        'a stale block carries a sequence word of the new file');
+      X.one(0, lan('10.0.1.5', '10.99.1.1'));
+      assert.strictEqual(espOpen(espOf(parse(X.io.sent[1][0])), GCM_A).sn, 3, 'outbound numbering goes on from the SA\'s own oseq');
+      X.one(1, wan(PEER, LOCAL, espSeal(GCM_B, 0x2001, 40, inner, 4)));
+      assert.deepStrictEqual(drops(X, 1), { 'esp-replay': 1 }, 'inbound: its own iseq counts as seen');
+      X.one(1, wan(PEER, LOCAL, espSeal(GCM_B, 0x2001, 41, inner, 4)));
+      assert.strictEqual(X.io.sent[0].length, 1);
+      X.io.clearCaptured();
+    });
+
+    it('an SA that carries the kernel\'s oseq (Linux or an HA peer sent on it): numbering goes on above it', () => {
+      X.g.close();
+      const objs = objects().map((o) => (o.kind === 'sa' && o.obj.spi === 0x1001 ? { kind: 'sa', obj: { ...o.obj, oseq: 1000 } } as AnyObject : o));
+      X = world({ objs });
+      X.one(0, lan('10.0.1.5', '10.99.1.1'));
+      assert.strictEqual(espOpen(espOf(parse(X.io.sent[1][0])), GCM_A).sn, 1001);
+      X.io.clearCaptured();
+    });
+
     it('StatsFile.createFile keepSas carries the SA blocks of the previous file (native mapping)', function () {
       if (!nativeAvailable()) this.skip();
       const path = `/dev/shm/lfp-test-stats-${process.pid}`;
@@ -1000,7 +1045,7 @@ if (typeof describe === 'function') describe('fast path IPsec ESP, part 2 (issue
         const s = f1.worker(0).sa;
         s[3 * SA_STRIDE] = 77; s[3 * SA_STRIDE + 1] = 5; s[3 * SA_STRIDE + 6] = 1234;
         const f2 = StatsFile.createFile(path, { workers: 2, ports: 2, sas: 8 }, { keepSas: true });
-        assert.deepStrictEqual(f2.readSa(3), { tag: 77, packets: 5, bytes: 0, errors: 0, replayDrops: 0, authDrops: 0, oseq: 1234, iseq: 0 });
+        assert.deepStrictEqual(f2.readSa(3), { tag: 77, packets: 5, bytes: 0, errors: 0, replayDrops: 0, authDrops: 0, oseq: 1234, iseq: 0, ident: 0 });
         const f3 = StatsFile.createFile(path, { workers: 1, ports: 2, sas: 8 });
         assert.strictEqual(f3.readSa(3).oseq, 0, 'without keepSas: zeroed');
       } finally { fs.rmSync(path, { force: true }); }
