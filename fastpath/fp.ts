@@ -13,7 +13,7 @@ import { StatsFile } from '../shared-mem/stats';
 import { Graph } from './graph';
 import { createVector, Vector } from './vector';
 import type { PacketIo } from './io';
-import { statsPath } from '../lib/config';
+import { DPVI_ALIAS, statsPath } from '../lib/config';
 import type { LfpConfig, PortSpec } from '../lib/config';
 import type { Logger } from '../lib/log';
 import type { Link } from '../lib/model';
@@ -143,9 +143,12 @@ export class FastPath {
         p.mtu = info.mtu;
         p.mac = info.mac;
         p.carrier = info.linkUp;
-        p.dpvi = pktio.tapPort(spec.name, { netns: cpPath, mac: info.mac, mtu: info.mtu });
+        const persist = this.cfg.fastpath.dpviPersist !== false;
+        const adopt = persist && this.leftDpvi(spec.name);
+        p.dpvi = pktio.tapPort(spec.name, { netns: cpPath, mac: info.mac, mtu: info.mtu, persist, adopt });
+        if (persist && !adopt) this.markDpvi(spec.name);
         pktio.setCarrier(p.dpvi, p.carrier);
-        this.log.info(`port ${index} ${spec.name}: ${spec.dpdk ? `DPDK ${spec.dpdk}` : `kernel ${spec.kernel}`}, mac ${p.mac}, mtu ${p.mtu}, carrier ${p.carrier ? 'up' : 'down'}; DPVI ${spec.name} in ${this.cfg.controlPlaneNetns || 'this netns'}`);
+        this.log.info(`port ${index} ${spec.name}: ${spec.dpdk ? `DPDK ${spec.dpdk}` : `kernel ${spec.kernel}`}, mac ${p.mac}, mtu ${p.mtu}, carrier ${p.carrier ? 'up' : 'down'}; DPVI ${spec.name} in ${this.cfg.controlPlaneNetns || 'this netns'}${adopt ? ' (re-attached: left by a previous fast path, with its addresses and routes)' : ''}`);
       } else {
         this.log.info(`port ${index} ${spec.name}: mirrored only (no packet I/O configured)`);
       }
@@ -193,6 +196,38 @@ export class FastPath {
       const err = e as Error & { stderr?: Buffer };
       this.log.warn(`IPsec: cannot set disable_policy on the DPVIs (${(err.stderr?.toString() || err.message).trim()}): ESP for this host is left to Linux`);
       return false;
+    }
+  }
+
+  /** `ip` in the control-plane netns (cold path: start-up only). */
+  private cpIp(args: string[]): string {
+    const ns = this.cfg.controlPlaneNetns ? ['-n', this.cfg.controlPlaneNetns] : [];
+    return execFileSync('ip', [...ns, ...args], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 10000 }).toString();
+  }
+
+  /**
+   * True when `name` is a DPVI a previous fast path left (fastpath.dpviPersist after a crash): a TAP with the alias
+   * DPVI_ALIAS. Any other interface of that name is not taken over (tapPort then refuses it: EEXIST).
+   */
+  private leftDpvi(name: string): boolean {
+    let l: { ifalias?: string; linkinfo?: { info_kind?: string; info_data?: { type?: string } } } | undefined;
+    try {
+      l = (JSON.parse(this.cpIp(['-d', '-j', 'link', 'show', 'dev', name])) as typeof l[])[0];
+    } catch {
+      return false; // no such interface
+    }
+    const ours = l?.ifalias === DPVI_ALIAS && l.linkinfo?.info_kind === 'tun' && l.linkinfo.info_data?.type === 'tap';
+    if (!ours) this.log.error(`an interface named ${name} exists in ${this.cfg.controlPlaneNetns || 'this netns'} and is not a DPVI left by lfp (alias "${l?.ifalias ?? ''}", kind ${l?.linkinfo?.info_kind ?? 'none'}): remove or rename it`);
+    return ours;
+  }
+
+  /** Marks a new persistent DPVI as lfp's (its alias), so that a fast path restarted after a crash re-attaches to it. */
+  private markDpvi(name: string): void {
+    try {
+      this.cpIp(['link', 'set', 'dev', name, 'alias', DPVI_ALIAS]);
+    } catch (e) {
+      const err = e as Error & { stderr?: Buffer };
+      this.log.warn(`DPVI ${name}: cannot set its alias (${(err.stderr?.toString() || err.message).trim()}): a restarted fast path will not re-attach to it`);
     }
   }
 
@@ -250,7 +285,10 @@ export class FastPath {
     if (this.control) clearInterval(this.control);
     if (this.graph) this.graph.close(); // IPsec: native SA contexts freed, keys wiped
     for (const p of this.ports) {
-      if (p.dpvi >= 0) pktio.close(p.dpvi);
+      if (p.dpvi >= 0) {
+        try { pktio.setPersist(p.dpvi, false); } catch { /* gone already */ } // a clean stop removes the DPVI
+        pktio.close(p.dpvi);
+      }
       if (p.dev >= 0) pktio.close(p.dev);
     }
     try { pktio.shutdown(); } catch { /* already */ }

@@ -35,7 +35,16 @@ export interface FastpathConfig {
    * then checks the 'in' policies of clear packets for the box itself (IKE excepted). Default true.
    */
   ipsecLocalDecrypt?: boolean;
+  /**
+   * DPVIs outlive a crash of the fast path (persistent TAPs marked with the alias DPVI_ALIAS): a restarted
+   * fp re-attaches to them, so the addresses, routes and neighbours Linux has on them stay. A clean stop
+   * removes them. Default true.
+   */
+  dpviPersist?: boolean;
 }
+
+/** The interface alias (`ip link show`: "alias ...") of the DPVIs lfp keeps over a fast-path crash. */
+export const DPVI_ALIAS = 'lfp DPVI';
 
 export interface LfpConfig {
   /** Linux network namespace that is the control plane (VRF 0); "" = the namespace fpctl runs in. */
@@ -111,7 +120,7 @@ export const DEFAULT_CONFIG: LfpConfig = {
   vrfNetns: null,
   ports: [],
   portSpecs: [],
-  fastpath: { eal: [], memMB: 256, mbufs: 16384, burst: 256, ipsec: true, ipsecFragment: 'after-encrypt', ipsecLocalDecrypt: true },
+  fastpath: { eal: [], memMB: 256, mbufs: 16384, burst: 256, ipsec: true, ipsecFragment: 'after-encrypt', ipsecLocalDecrypt: true, dpviPersist: true },
   fpc: 'ipc:///run/lfp/fpc.sock',
   shm: { path: '/run/lfp/shm/lfp', hugePages: true },
   runDir: '/run/lfp',
@@ -219,8 +228,11 @@ export function parseConfig(text: string, source = 'config'): LfpConfig {
           } else if (fk === 'ipsecLocalDecrypt') {
             if (typeof fv !== 'boolean') throw new ConfigError(`${source}: "fastpath.ipsecLocalDecrypt" must be true or false`);
             c.fastpath.ipsecLocalDecrypt = fv;
+          } else if (fk === 'dpviPersist') {
+            if (typeof fv !== 'boolean') throw new ConfigError(`${source}: "fastpath.dpviPersist" must be true or false`);
+            c.fastpath.dpviPersist = fv;
           } else {
-            throw new ConfigError(`${source}: unknown key "fastpath.${fk}" (known: eal, memMB, mbufs, burst, ipsec, ipsecFragment, ipsecLocalDecrypt)`);
+            throw new ConfigError(`${source}: unknown key "fastpath.${fk}" (known: eal, memMB, mbufs, burst, ipsec, ipsecFragment, ipsecLocalDecrypt, dpviPersist)`);
           }
         }
         if (c.fastpath.burst < 32 || c.fastpath.burst > 256) throw new ConfigError(`${source}: "fastpath.burst" must be between 32 and 256`);

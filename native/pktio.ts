@@ -82,6 +82,12 @@ export interface TapPortOptions {
   mac: string;
   /** MTU; at most bufSize - 18. */
   mtu: number;
+  /** The TAP outlives the port (TUNSETPERSIST): a crash leaves it, with its addresses and routes; `setPersist(port,
+   *  false)` before `close` removes it. Default false: it disappears with the port. */
+  persist?: boolean;
+  /** An existing TAP of that name is attached to (re-opened) instead of refused; the caller must check it is its own
+   *  (a TAP that is in use, or an interface that is not a TAP, is refused by the kernel: EBUSY / EINVAL). */
+  adopt?: boolean;
 }
 
 export type PortKind = 'dpdk' | 'kernel' | 'tap';
@@ -145,6 +151,7 @@ interface Addon {
   setMac(port: number, mac: string): void;
   setUp(port: number, up: boolean): void;
   setCarrier(port: number, up: boolean): void;
+  setPersist(port: number, on: boolean): void;
   stats(port: number): PortStats;
   poolStats(): PoolStats;
   rx(port: number, mbuf: Uint32Array, off: Uint32Array, len: Uint32Array, max: number, queue?: number): number;
@@ -231,6 +238,8 @@ export function setMac(port: number, mac: string): void { A().setMac(port, mac);
 export function setUp(port: number, up: boolean): void { A().setUp(port, up); }
 /** TAP only: TUNSETCARRIER (the DPVI shows the carrier of the physical port). */
 export function setCarrier(tapPort: number, up: boolean): void { A().setCarrier(tapPort, up); }
+/** TUNSETPERSIST on a tap port: false before `close` makes the TAP disappear with it. */
+export function setPersist(tapPort: number, on: boolean): void { A().setPersist(tapPort, on); }
 export function stats(port: number): PortStats { return A().stats(port); }
 export function poolStats(): PoolStats { return A().poolStats(); }
 /** The descriptor to poll for readability (kernel and tap ports); -1 for DPDK ports. Owned by the addon. */

@@ -391,6 +391,8 @@ napi_value TapPort(napi_env env, const Args& a) {
   MacArg(env, mac, where, t.mac);
   if (o.Get("mtu") == nullptr) FailType(where + ": opts.mtu is required");
   t.mtu = static_cast<int>(o.Int("mtu", 1500, 68, MaxFrame() - 18));
+  t.persist = o.Bool("persist", false);
+  t.adopt = o.Bool("adopt", false);
   return AddPort(env, TapOpen(name, t));
 }
 
@@ -533,6 +535,16 @@ napi_value SetCarrier(napi_env env, const Args& a) {
   bool up = Bool(env, a[1], where, "up");
   if (p.kind != Kind::kTap) FailMsg(std::string(where) + ": port " + std::to_string(p.handle) + " is a " + KindName(p.kind) + " port, not a tap port", EINVAL);
   TapSetCarrier(p, up);
+  return Undef(env);
+}
+
+napi_value SetPersist(napi_env env, const Args& a) {
+  const char* where = "pktio.setPersist";
+  CheckReady(where);
+  Port& p = GetPort(PortArg(env, a[0], where), where);
+  bool on = Bool(env, a[1], where, "on");
+  if (p.kind != Kind::kTap) FailMsg(std::string(where) + ": port " + std::to_string(p.handle) + " is a " + KindName(p.kind) + " port, not a tap port", EINVAL);
+  TapSetPersist(p, on);
   return Undef(env);
 }
 
@@ -820,6 +832,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"setMac", nullptr, Entry<SetMac>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setUp", nullptr, Entry<SetUp>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setCarrier", nullptr, Entry<SetCarrier>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"setPersist", nullptr, Entry<SetPersist>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"stats", nullptr, Entry<Stats>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"poolStats", nullptr, Entry<PoolStats>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"rx", nullptr, Entry<Rx>, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

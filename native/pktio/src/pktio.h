@@ -198,8 +198,11 @@ struct TapOpts {
   std::string netns;
   uint8_t mac[6];
   int mtu;
+  bool persist = false;  // TUNSETPERSIST: the TAP outlives its descriptor (a crash of the process)
+  bool adopt = false;    // an existing TAP of that name (left persistent by an earlier process) is attached to
 };
 std::unique_ptr<Port> TapOpen(const std::string& name, const TapOpts& o);
+void TapSetPersist(Port& p, bool on);
 uint32_t TapRx(Port& p, rte_mbuf** pkts, uint32_t max);
 uint32_t TapTx(Port& p, rte_mbuf** pkts, uint32_t n);
 void TapSetCarrier(Port& p, bool up);

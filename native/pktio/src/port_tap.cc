@@ -1,5 +1,8 @@
 // DPVI ports: a TAP (IFF_TAP | IFF_NO_PI) created by this process in a network namespace, with the fast-path
-// port's name, MAC and MTU. It is not persistent: it disappears with its descriptor (close(), process exit, crash).
+// port's name, MAC and MTU. By default it is not persistent: it disappears with its descriptor (close(), process
+// exit, crash). With `persist` it outlives the descriptor (TUNSETPERSIST; `TapSetPersist(false)` before close removes
+// it), and with `adopt` an existing TAP of that name is attached to instead of refused (its addresses, routes and
+// neighbours stay: the caller checks it is one of its own first).
 // I/O: one read()/write() per frame, straight into/out of mbufs (exception traffic: a few packets per burst).
 
 #include <errno.h>
@@ -28,6 +31,7 @@ std::unique_ptr<Port> TapOpen(const std::string& name, const TapOpts& o) {
     p->nsfd = OpenNetns(o.netns, where);
     p->netnsPath = o.netns;
   }
+  bool exists = false;
   try {
     NetnsScope ns;
     ns.Enter(p->nsfd, where);
@@ -35,8 +39,9 @@ std::unique_ptr<Port> TapOpen(const std::string& name, const TapOpts& o) {
     if (p->ctl < 0) FailErrno(errno, where, "socket(AF_INET, SOCK_DGRAM)");
     struct ifreq ifr {};
     memcpy(ifr.ifr_name, name.data(), name.size());
-    if (ioctl(p->ctl, SIOCGIFINDEX, &ifr) == 0) {
-      // Never attach to (or take over) an interface that is already there: ours must vanish with us.
+    exists = ioctl(p->ctl, SIOCGIFINDEX, &ifr) == 0;
+    if (exists && !o.adopt) {
+      // Never attach to (or take over) an interface that is already there unless asked to.
       FailMsg(where + ": an interface named " + Quote(name) + " already exists" + (o.netns.empty() ? "" : " in " + o.netns), EEXIST);
     }
     // The TAP is created in the namespace of the thread that opens /dev/net/tun (we are inside the scope here).
@@ -45,7 +50,13 @@ std::unique_ptr<Port> TapOpen(const std::string& name, const TapOpts& o) {
     memset(&ifr, 0, sizeof ifr);
     memcpy(ifr.ifr_name, name.data(), name.size());
     ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
-    if (ioctl(p->fd, TUNSETIFF, &ifr) < 0) FailErrno(errno, where, "ioctl(TUNSETIFF)");
+    if (ioctl(p->fd, TUNSETIFF, &ifr) < 0) {
+      const int e = errno;
+      if (exists && e == EBUSY) FailMsg(where + ": the TAP " + Quote(name) + " is in use by another process", EBUSY);
+      if (exists && e == EINVAL) FailMsg(where + ": the interface " + Quote(name) + " is not a TAP (without packet information)", EINVAL);
+      FailErrno(e, where, "ioctl(TUNSETIFF)");
+    }
+    if (o.persist && ioctl(p->fd, TUNSETPERSIST, 1) < 0) FailErrno(errno, where, "ioctl(TUNSETPERSIST)");
     memset(&ifr, 0, sizeof ifr);
     memcpy(ifr.ifr_name, name.data(), name.size());
     if (ioctl(p->ctl, SIOCGIFINDEX, &ifr) < 0) FailErrno(errno, where, "ioctl(SIOCGIFINDEX)");
@@ -53,10 +64,15 @@ std::unique_ptr<Port> TapOpen(const std::string& name, const TapOpts& o) {
     IfSetMac(*p, o.mac, where.c_str());
     IfSetMtu(*p, o.mtu, where.c_str());
   } catch (Fail&) {
-    CloseFdPort(*p);  // the TAP goes away with its fd
+    if (p->fd >= 0 && o.persist && !exists) ioctl(p->fd, TUNSETPERSIST, 0);  // ours, half made: remove it
+    CloseFdPort(*p);  // a non-persistent TAP goes away with its fd
     throw;
   }
   return p;
+}
+
+void TapSetPersist(Port& p, bool on) {
+  if (ioctl(p.fd, TUNSETPERSIST, on ? 1 : 0) < 0) FailErrno(errno, "pktio.setPersist", "ioctl(TUNSETPERSIST)");
 }
 
 uint32_t TapRx(Port& p, rte_mbuf** pkts, uint32_t max) {
