@@ -19,6 +19,7 @@ const USAGE = `usage:
   fpctl start -c CONFIG [--fresh] [--json]
   fpctl stop [-c CONFIG] [--json]
   fpctl status [-c CONFIG] [--json]
+  fpctl watch -c CONFIG          (started by start: restarts a daemon that dies)
 CONFIG defaults to ${DEFAULT_CONFIG_FILE} when it exists (else the built-in defaults).`;
 
 class UsageError extends Error {}
@@ -172,7 +173,7 @@ function hasFastPath(cfg: LfpConfig): boolean { return cfg.portSpecs.some((p) =>
 
 function pidFile(cfg: LfpConfig, name: string): string { return path.join(cfg.runDir, `${name}.pid`); }
 
-function runningPid(cfg: LfpConfig, d: typeof DAEMONS[number]): number | null {
+function runningPid(cfg: LfpConfig, d: { name: string; script: string }): number | null {
   let pid: number;
   try { pid = Number(fs.readFileSync(pidFile(cfg, d.name), 'utf8').trim()); } catch { return null; }
   if (!Number.isInteger(pid) || pid <= 0) return null;
@@ -199,73 +200,148 @@ function readStatus(cfg: LfpConfig): Record<string, any> | null {
   try { return JSON.parse(fs.readFileSync(path.join(cfg.runDir, 'cmgrd.status'), 'utf8')); } catch { return null; }
 }
 
+type DaemonDef = typeof DAEMONS[number];
+/** The watcher (`fpctl watch`, started by `fpctl start` when `respawn`): restarts a daemon that died. */
+const WATCH = { name: 'watch', script: 'cli/fpctl.js', node: [] as string[] } as const;
+
+/** The daemons a config runs, in start order. */
+function daemonsOf(cfg: LfpConfig): DaemonDef[] {
+  return DAEMONS.filter((d) => hasFastPath(cfg) || (d.name !== 'fp' && d.name !== 'fpsd'));
+}
+
+/** Starts daemon d detached (log in logDir, pid file in runDir); returns its pid. */
+function spawnDaemon(cfg: LfpConfig, file: string, d: DaemonDef | typeof WATCH, extra: string[]): number {
+  const logFile = path.join(cfg.logDir, `${d.name}.log`);
+  const out = fs.openSync(logFile, 'a');
+  const args = [...d.node, path.join(BUILD, d.script), ...(d.name === 'watch' ? ['watch'] : []), '-c', file, ...extra];
+  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', out, out] });
+  fs.closeSync(out);
+  if (!child.pid) throw new Error(`cannot start ${d.name}`);
+  child.unref();
+  fs.writeFileSync(pidFile(cfg, d.name), `${child.pid}\n`);
+  return child.pid;
+}
+
+/** Waits until daemon d (pid) is ready: fpmd's heartbeat, the fast path's, fpsd's status file, cmgrd's first full sync. */
+async function waitReady(cfg: LfpConfig, d: DaemonDef, pid: number): Promise<void> {
+  const logFile = path.join(cfg.logDir, `${d.name}.log`);
+  const alive = () => { try { process.kill(pid, 0); return true; } catch { return false; } };
+  if (d.name === 'fpmd') {
+    await waitFor('fpmd ready', 10000, () => {
+      if (!alive()) throw new Error(`fpmd exited; see ${logFile}`);
+      try { return ShmReader.open(cfg.shm.path).heartbeatAgeMs() < 2000; } catch { return false; }
+    }, logFile);
+  } else if (d.name === 'fp') {
+    await waitFor('fast path ports and DPVIs', 30000, () => {
+      if (!alive()) throw new Error(`fp exited; see ${logFile}`);
+      try { return StatsFile.open(statsPath(cfg)).read().perWorker[0].fields.heartbeatMs > 0; } catch { return false; }
+    }, logFile);
+  } else if (d.name === 'fpsd') {
+    await waitFor('fpsd running', 10000, () => {
+      if (!alive()) throw new Error(`fpsd exited; see ${logFile}`);
+      return fs.existsSync(path.join(cfg.runDir, 'fpsd.status'));
+    }, logFile);
+  } else {
+    await waitFor('first full sync', 120000, () => {
+      if (!alive()) throw new Error(`cmgrd exited; see ${logFile}`);
+      const st = readStatus(cfg);
+      if (!st || st.fpc?.state !== 'ready') return false;
+      try { return ShmReader.open(cfg.shm.path).header().counters.syncEnds > 0; } catch { return false; }
+    }, logFile);
+  }
+}
+
 async function start(o: Opts): Promise<number> {
   const { cfg, file } = configOf(o);
   if (!file) throw new UsageError('start needs -c CONFIG');
   fs.mkdirSync(cfg.runDir, { recursive: true });
   fs.mkdirSync(cfg.logDir, { recursive: true });
-  for (const d of DAEMONS) {
+  for (const d of [...DAEMONS, WATCH]) {
     const pid = runningPid(cfg, d);
     if (pid) throw new Error(`${d.name} is already running (pid ${pid}); run "fpctl stop -c ${file}" first`);
   }
-  try { fs.unlinkSync(path.join(cfg.runDir, 'cmgrd.status')); } catch { /* none */ }
-  try { fs.unlinkSync(path.join(cfg.runDir, 'fpsd.status')); } catch { /* none */ }
+  for (const f of ['cmgrd.status', 'fpsd.status', 'watch.status']) { try { fs.unlinkSync(path.join(cfg.runDir, f)); } catch { /* none */ } }
   const pids: Record<string, number> = {};
-  for (const d of DAEMONS) {
-    if ((d.name === 'fp' || d.name === 'fpsd') && !hasFastPath(cfg)) continue;
-    const logFile = path.join(cfg.logDir, `${d.name}.log`);
-    const out = fs.openSync(logFile, 'a');
-    const args = [...d.node, path.join(BUILD, d.script), '-c', file];
-    if (d.name === 'fpmd' && o.fresh) args.push('--fresh');
-    const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', out, out] });
-    fs.closeSync(out);
-    if (!child.pid) throw new Error(`cannot start ${d.name}`);
-    child.unref();
-    pids[d.name] = child.pid;
-    fs.writeFileSync(pidFile(cfg, d.name), `${child.pid}\n`);
-    const alive = () => { try { process.kill(child.pid!, 0); return true; } catch { return false; } };
-    if (d.name === 'fpmd') {
-      await waitFor('fpmd ready', 10000, () => {
-        if (!alive()) throw new Error(`fpmd exited; see ${logFile}`);
-        try { return ShmReader.open(cfg.shm.path).heartbeatAgeMs() < 2000; } catch { return false; }
-      }, logFile);
-    } else if (d.name === 'fp') {
-      await waitFor('fast path ports and DPVIs', 30000, () => {
-        if (!alive()) throw new Error(`fp exited; see ${logFile}`);
-        try { return StatsFile.open(statsPath(cfg)).read().perWorker[0].fields.heartbeatMs > 0; } catch { return false; }
-      }, logFile);
-    } else if (d.name === 'fpsd') {
-      await waitFor('fpsd running', 10000, () => {
-        if (!alive()) throw new Error(`fpsd exited; see ${logFile}`);
-        return fs.existsSync(path.join(cfg.runDir, 'fpsd.status'));
-      }, logFile);
-    } else {
-      await waitFor('first full sync', 120000, () => {
-        if (!alive()) throw new Error(`cmgrd exited; see ${logFile}`);
-        const st = readStatus(cfg);
-        if (!st || st.fpc?.state !== 'ready') return false;
-        try { return ShmReader.open(cfg.shm.path).header().counters.syncEnds > 0; } catch { return false; }
-      }, logFile);
-    }
+  for (const d of daemonsOf(cfg)) {
+    pids[d.name] = spawnDaemon(cfg, file, d, d.name === 'fpmd' && o.fresh ? ['--fresh'] : []);
+    await waitReady(cfg, d, pids[d.name]);
   }
+  if (cfg.respawn) pids.watch = spawnDaemon(cfg, file, WATCH, []);
   if (o.json) console.log(JSON.stringify({ started: pids }));
   else console.log(`lfp started: ${Object.entries(pids).map(([n, p]) => `${n} pid ${p}`).join(', ')}; logs in ${cfg.logDir}`);
+  return 0;
+}
+
+/** Stops process `pid` of d: SIGTERM, SIGKILL after 5 s; removes its pid file. */
+async function stopPid(cfg: LfpConfig, d: DaemonDef | typeof WATCH, pid: number): Promise<void> {
+  process.kill(pid, 'SIGTERM');
+  const end = Date.now() + 5000;
+  while (Date.now() < end && runningPid(cfg, d)) await sleep(50);
+  if (runningPid(cfg, d)) process.kill(pid, 'SIGKILL');
+  try { fs.unlinkSync(pidFile(cfg, d.name)); } catch { /* none */ }
+}
+
+/**
+ * `fpctl watch`: every 500 ms, a daemon of the config that is not running (crash, kill) is started again
+ * (fpmd without --fresh: it re-attaches to the shared memory; the fast path re-attaches to its DPVIs), at
+ * once the first time, then after 1, 2, 4 ... 30 s while it keeps dying (restarts within the last minute).
+ * Stopped by `fpctl stop` before the daemons. Log: logDir/watch.log; counts: runDir/watch.status.
+ */
+async function watch(o: Opts): Promise<number> {
+  const { cfg, file } = configOf(o);
+  if (!file) throw new UsageError('watch needs -c CONFIG');
+  const log = (m: string) => console.log(`${new Date().toISOString()} watch: ${m}`);
+  let stopping = false;
+  for (const s of ['SIGTERM', 'SIGINT'] as const) process.on(s, () => { stopping = true; });
+  const recent = new Map<string, number[]>(), due = new Map<string, number>();
+  const st = { pid: process.pid, restarts: {} as Record<string, number>, last: {} as Record<string, string> };
+  const save = () => { try { fs.writeFileSync(path.join(cfg.runDir, 'watch.status'), JSON.stringify(st)); } catch { /* run dir gone */ } };
+  save();
+  log(`watching ${daemonsOf(cfg).map((d) => d.name).join(', ')} (pid ${process.pid})`);
+  while (!stopping) {
+    await sleep(500);
+    for (const d of daemonsOf(cfg)) {
+      if (stopping || runningPid(cfg, d)) continue;
+      const now = Date.now();
+      const r = (recent.get(d.name) ?? []).filter((t) => now - t < 60000);
+      let at = due.get(d.name);
+      if (at === undefined) {
+        const delay = r.length === 0 ? 0 : Math.min(30000, 1000 * 2 ** (r.length - 1));
+        at = now + delay;
+        due.set(d.name, at);
+        log(`${d.name} is not running; starting it again${delay ? ` in ${delay / 1000} s (${r.length} restarts in the last minute)` : ''}`);
+      }
+      if (now < at) continue;
+      due.delete(d.name);
+      try {
+        const pid = spawnDaemon(cfg, file, d, []);
+        r.push(now);
+        recent.set(d.name, r);
+        st.restarts[d.name] = (st.restarts[d.name] ?? 0) + 1;
+        st.last[d.name] = new Date(now).toISOString();
+        save();
+        log(`${d.name} started again (pid ${pid}, restart ${st.restarts[d.name]})`);
+      } catch (e) {
+        log(`${d.name}: ${(e as Error).message}`);
+      }
+    }
+  }
+  log('stopped');
   return 0;
 }
 
 async function stop(o: Opts): Promise<number> {
   const { cfg } = configOf(o);
   const stopped: string[] = [];
+  const w = runningPid(cfg, WATCH);
+  if (w) await stopPid(cfg, WATCH, w); // first: it would start the daemons again
   for (const d of [...DAEMONS].reverse()) {
     const pid = runningPid(cfg, d);
     if (!pid) { try { fs.unlinkSync(pidFile(cfg, d.name)); } catch { /* none */ } continue; }
-    process.kill(pid, 'SIGTERM');
-    const end = Date.now() + 5000;
-    while (Date.now() < end && runningPid(cfg, d)) await sleep(50);
-    if (runningPid(cfg, d)) process.kill(pid, 'SIGKILL');
-    try { fs.unlinkSync(pidFile(cfg, d.name)); } catch { /* none */ }
+    await stopPid(cfg, d, pid);
     stopped.push(`${d.name} (pid ${pid})`);
   }
+  if (w) stopped.push(`watch (pid ${w})`);
   if (o.json) console.log(JSON.stringify({ stopped }));
   else console.log(stopped.length ? `stopped ${stopped.join(', ')}` : 'lfp was not running');
   return 0;
@@ -290,6 +366,9 @@ function status(o: Opts): number {
   const st: Record<string, unknown> = {};
   for (const d of DAEMONS) st[d.name] = { pid: runningPid(cfg, d) };
   st.cmgrd = { ...(st.cmgrd as object), status: readStatus(cfg) };
+  let ws: { restarts?: Record<string, number>; last?: Record<string, string> } | null = null;
+  try { ws = JSON.parse(fs.readFileSync(path.join(cfg.runDir, 'watch.status'), 'utf8')); } catch { /* none */ }
+  st.watch = { pid: runningPid(cfg, WATCH), restarts: ws?.restarts ?? {}, last: ws?.last ?? {} };
   try {
     const r = ShmReader.open(cfg.shm.path);
     st.shm = { path: cfg.shm.path, heartbeatAgeMs: r.heartbeatAgeMs(), header: r.header() };
@@ -305,6 +384,9 @@ function status(o: Opts): number {
   if (hasFastPath(cfg)) console.log(`fp:    ${(st.fp as { pid: number | null }).pid ? `running (pid ${(st.fp as { pid: number }).pid})` : 'not running'}`);
   console.log(`cmgrd: ${c.pid ? `running (pid ${c.pid})` : 'not running'}${c.status ? `, FPC ${c.status.fpc?.state}, cache ${JSON.stringify(c.status.cache)}` : ''}`);
   if (hasFastPath(cfg)) console.log(`fpsd:  ${(st.fpsd as { pid: number | null }).pid ? `running (pid ${(st.fpsd as { pid: number }).pid})` : 'not running'}`);
+  const wt = st.watch as { pid: number | null; restarts: Record<string, number> };
+  const rs = Object.entries(wt.restarts).map(([n, k]) => `${n} ${k}`).join(', ');
+  console.log(`watch: ${wt.pid ? `running (pid ${wt.pid})` : `not running${cfg.respawn ? '' : ' (respawn off)'}`}${rs ? `; daemons started again: ${rs}` : ''}`);
   console.log(`shm:   ${cfg.shm.path} ${shm.error ? `unavailable: ${shm.error}` : `writer heartbeat ${shm.heartbeatAgeMs} ms ago`}`);
   const hp = (st.shm as { hugePages: HugePagesStatus }).hugePages;
   console.log(`       huge pages: ${hp.huge ? 'yes' : 'no'} (${hp.why})${hp.fpHugeBytes !== null ? `; the fast path maps ${(hp.fpHugeBytes / 1048576).toFixed(0)} MiB of it with 2 MiB pages` : ''}`);
@@ -318,6 +400,7 @@ async function main(argv: string[]): Promise<number> {
     case 'start': return start(o);
     case 'stop': return stop(o);
     case 'status': return status(o);
+    case 'watch': return watch(o);
     case undefined: throw new UsageError('');
     default: throw new UsageError(`unknown command "${o.rest[0]}"`);
   }

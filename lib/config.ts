@@ -74,6 +74,8 @@ export interface LfpConfig {
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** Stats daemon (fpsd) settings, docs/stats-daemon.md; checked here for types, defaults in stats-daemon/fpsd.ts. */
   statsDaemon?: StatsDaemonConfig;
+  /** `fpctl start` also starts a watcher that restarts a daemon that died (crash, kill), with back-off. Default true. */
+  respawn: boolean;
 }
 
 export interface StatsDaemonConfig {
@@ -127,6 +129,7 @@ export const DEFAULT_CONFIG: LfpConfig = {
   logDir: '/var/log/lfp',
   netlinkRcvbuf: 256 * 1024 * 1024,
   logLevel: 'info',
+  respawn: true,
 };
 
 const SHM_KEYS = ['path', 'hugePages', 'maxVrfs', 'maxLinks', 'maxAddrs', 'maxRoutes', 'fib4Tables', 'tbl8Groups', 'fib6Tables',
@@ -256,8 +259,12 @@ export function parseConfig(text: string, source = 'config'): LfpConfig {
         break;
       }
       case 'statsDaemon': c.statsDaemon = parseStatsDaemon(r[k], source); break;
+      case 'respawn':
+        if (typeof r[k] !== 'boolean') throw new ConfigError(`${source}: "respawn" must be true or false`);
+        c.respawn = r[k] as boolean;
+        break;
       default:
-        throw new ConfigError(`${source}: unknown key "${k}" (known: controlPlaneNetns, vrfNetns, ports, fastpath, fpc, shm, runDir, logDir, netlinkRcvbuf, logLevel, statsDaemon)`);
+        throw new ConfigError(`${source}: unknown key "${k}" (known: controlPlaneNetns, vrfNetns, ports, fastpath, fpc, shm, runDir, logDir, netlinkRcvbuf, logLevel, statsDaemon, respawn)`);
     }
   }
   return c;

@@ -45,7 +45,7 @@ export class LfpEnv {
       portSpecs: o.portSpecs ?? (o.ports ?? []).map((name) => ({ name })), fastpath: { eal: [], memMB: 128, mbufs: 8192, burst: 256 },
       fpc: o.fpc ?? `ipc://${this.dir}/fpc.sock`,
       shm: { path: `/dev/shm/${id}`, hugePages: false, maxRoutes: 300000, tbl8Groups: 8192, fib4Tables: 8, fib6Tables: 8, fib6Entries: 65536, ...(o.shm ?? {}) },
-      runDir: this.dir, logDir: this.dir, netlinkRcvbuf: o.rcvbuf ?? 64 * 1024 * 1024, logLevel: 'info',
+      runDir: this.dir, logDir: this.dir, netlinkRcvbuf: o.rcvbuf ?? 64 * 1024 * 1024, logLevel: 'info', respawn: false,
     };
     this.cfgFile = path.join(this.dir, 'lfp.json');
     fs.writeFileSync(this.cfgFile, configToJson(this.cfg));
