@@ -118,6 +118,17 @@ step "A change in Linux shows up in lfp at once"
 run ip -n lfp-demo-cp route replace 198.51.100.0/24 via 192.168.1.2
 run $FPCTL -c $CFG show routes --vrf 0 --json | grep -A6 '"198.51.100.0"' | head -8
 
+step "The fast path crashes (kill -9): the watcher starts it again; eth1/eth2 keep their addresses and routes"
+FP_PID=$(cat $D/fp.pid)
+run kill -9 $FP_PID
+for i in $(seq 100); do
+  NEW=$(cat $D/fp.pid 2>/dev/null); [ -n "$NEW" ] && [ "$NEW" != "$FP_PID" ] && ip -n lfp-demo-cp link show eth2 | grep -q LOWER_UP && break
+  sleep 0.1
+done
+run ip -n lfp-demo-cp -br addr show dev eth1
+run ip netns exec lfp-demo-a ping -c 2 -i 0.3 -w 5 192.168.2.2
+run $FPCTL -c $CFG status
+
 cat <<TXT
 
 "fast-path forwarded" counts packets the fast path forwarded itself; "to Linux (DPVI)" counts the
