@@ -3,37 +3,14 @@
 // forwards again through the same interfaces; a clean stop removes them; an interface of that name that lfp
 // did not leave is never taken over.
 import { strict as assert } from 'assert';
-import * as path from 'path';
-import { spawn } from 'child_process';
 import { DPVI_ALIAS, statsPath } from '../../lib/config';
 import { StatsFile } from '../../shared-mem/stats';
 import { buildTopology, configureIp, Topology } from '../lib/topology';
 import { LfpEnv, waitUntil } from '../lib/lfp-env';
+import { runIn, udpFlow } from '../lib/traffic';
 import type { Netns } from '../lib/netns';
 
-const UDP_TOOL = path.resolve(__dirname, '../lib/udp-tool.js');
-
-function run(ns: Netns, cmd: string, args: string[]): Promise<{ code: number; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const p = spawn('ip', ['netns', 'exec', ns.name, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '', err = '';
-    p.stdout.on('data', (d) => { out += d; });
-    p.stderr.on('data', (d) => { err += d; });
-    p.on('exit', (code) => resolve({ code: code ?? -1, out, err }));
-  });
-}
-
-async function udpFlow(from: Netns, to: Netns, dst: string, count: number, pps: number): Promise<number> {
-  const recv = spawn('ip', ['netns', 'exec', to.name, process.execPath, UDP_TOOL, 'recv', '5001', String(count), String(Math.ceil(count / pps * 1000) + 5000), '4'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  recv.stdout.on('data', (d) => { out += d; });
-  const exited = new Promise<void>((r) => recv.on('exit', () => r()));
-  await new Promise<void>((r) => recv.stderr.once('data', () => r()));
-  const s = await run(from, process.execPath, [UDP_TOOL, 'send', dst, '5001', String(count), String(pps), '18']);
-  assert.equal(s.code, 0, s.err);
-  await exited;
-  return (JSON.parse(out) as { received: number }).received;
-}
+const run = (ns: Netns, cmd: string, args: string[]) => runIn(ns, cmd, args);
 
 interface IpLink { ifname: string; ifindex: number; ifalias?: string; flags: string[]; addr_info?: { local: string; prefixlen: number }[] }
 
@@ -89,7 +66,7 @@ describe('DPVIs outlive a fast-path crash (fastpath.dpviPersist)', function () {
     r = await run(t.a, 'ping', ['-c', '2', '-i', '0.2', '-w', '10', '10.2.0.2']);
     assert.equal(r.code, 0, r.out + r.err + env.logs());
     const s0 = env.stats();
-    const got = await udpFlow(t.a, t.b, '10.2.0.2', 10000, 10000);
+    const got = await udpFlow(t.a, t.b, '10.2.0.2', 10000, 10000, { size: 18 });
     assert.equal(got, 10000);
     const fwd = env.stats()[0].forwarded - s0[0].forwarded;
     assert.ok(fwd >= 9900, `fast-path forwarded ${fwd} of 10000 after the restart`);

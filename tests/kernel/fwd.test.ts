@@ -5,33 +5,14 @@ import * as path from 'path';
 import { spawn } from 'child_process';
 import { buildTopology, configureIp, Topology } from '../lib/topology';
 import { LfpEnv, waitUntil, sleep } from '../lib/lfp-env';
+import { runIn, udpFlow as flow } from '../lib/traffic';
 import type { Neighbour } from '../../lib/model';
 import type { Netns } from '../lib/netns';
 
 const UDP_TOOL = path.resolve(__dirname, '../lib/udp-tool.js');
 
-function run(ns: Netns, cmd: string, args: string[]): Promise<{ code: number; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const p = spawn('ip', ['netns', 'exec', ns.name, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '', err = '';
-    p.stdout.on('data', (d) => { out += d; });
-    p.stderr.on('data', (d) => { err += d; });
-    p.on('exit', (code) => resolve({ code: code ?? -1, out, err }));
-  });
-}
-
-/** Sends `count` UDP datagrams from host `from` to `dst`, returns how many distinct ones arrived. */
-async function udpFlow(from: Netns, to: Netns, dst: string, count: number, pps: number, port = 5001, size = 18): Promise<number> {
-  const recv = spawn('ip', ['netns', 'exec', to.name, process.execPath, UDP_TOOL, 'recv', String(port), String(count), String(Math.ceil(count / pps * 1000) + 5000), dst.includes(':') ? '6' : '4'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  recv.stdout.on('data', (d) => { out += d; });
-  const exited = new Promise<void>((r) => recv.on('exit', () => r()));
-  await new Promise<void>((r) => recv.stderr.once('data', () => r()));
-  const s = await run(from, process.execPath, [UDP_TOOL, 'send', dst, String(port), String(count), String(pps), String(size)]);
-  assert.equal(s.code, 0, s.err);
-  await exited;
-  return (JSON.parse(out) as { received: number }).received;
-}
+const run = (ns: Netns, cmd: string, args: string[]) => runIn(ns, cmd, args);
+const udpFlow = (from: Netns, to: Netns, dst: string, count: number, pps: number) => flow(from, to, dst, count, pps, { size: 18 });
 
 for (const kind of ['kernel', 'dpdk'] as const) describe(`fast path forwarding between two hosts (${kind === 'kernel' ? 'kernel AF_PACKET' : 'DPDK net_af_packet'} ports, DPVIs)`, function () {
   this.timeout(120000);

@@ -22,7 +22,6 @@
 //   const r = await g.udpFlow(g.a, g.b, ADDR.b4, 10000, 5000);   // → packets received at B
 //   g.env.stats(), g.env.fpctlJson(['show', 'sa']) …
 //   g.stop();                               // always (lfp stopped, namespaces removed)
-import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -30,6 +29,7 @@ import { configToJson } from '../../lib/config';
 import { StatsFile } from '../../shared-mem/stats';
 import { statsPath } from '../../lib/config';
 import { parse4, parse6 } from '../../shared-mem/addr';
+import { runIn, udpFlow } from './traffic';
 import { LfpEnv, waitUntil } from './lfp-env';
 import { Netns } from './netns';
 
@@ -57,41 +57,16 @@ export interface UmlLfp {
   udpFlow(from: Netns, to: Netns, dst: string, count: number, pps: number, opts?: { port?: number; size?: number }): Promise<number>;
   /**
    * Restarts fpmd, the fast path and cmgrd (LfpEnv.restartAll: a new shared memory unless fresh is false; dropStats:
-   * without the fast path's stats file). The DPVIs are new TAPs: their addresses and routes are configured again
-   * and lfp's neighbours resolved again, as at the start; the XFRM state is untouched.
+   * without the fast path's stats file). The DPVIs outlive the killed fast path with their addresses and routes
+   * (fastpath.dpviPersist); the neighbours Linux flushed when they lost carrier are resolved again; the XFRM state
+   * is untouched.
    */
   restart(o?: { fresh?: boolean; dropStats?: boolean }): Promise<void>;
   /** Stops lfp, removes the namespaces. Idempotent. */
   stop(): void;
 }
 
-const UDP_TOOL = path.resolve(__dirname, 'udp-tool.js');
-
-function run(ns: Netns, cmd: string, args: string[], timeoutMs = 60_000): Promise<{ code: number; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const p = spawn('ip', ['netns', 'exec', ns.name, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '', err = '';
-    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-    p.stdout.on('data', (d) => { out += d; });
-    p.stderr.on('data', (d) => { err += d; });
-    p.on('close', (code) => { clearTimeout(timer); resolve({ code: code ?? -1, out, err }); });
-  });
-}
-
-async function udpFlow(from: Netns, to: Netns, dst: string, count: number, pps: number, o: { port?: number; size?: number } = {}): Promise<number> {
-  const port = o.port ?? 5001, size = o.size ?? 64;
-  const timeout = Math.ceil((count / pps) * 1000) + 8000;
-  const recv = spawn('ip', ['netns', 'exec', to.name, process.execPath, UDP_TOOL, 'recv', String(port), String(count), String(timeout), dst.includes(':') ? '6' : '4'],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  recv.stdout.on('data', (d) => { out += d; });
-  const exited = new Promise<void>((r) => recv.on('close', () => r()));
-  await new Promise<void>((r) => { recv.stderr.once('data', () => r()); recv.on('close', () => r()); });
-  const s = await run(from, process.execPath, [UDP_TOOL, 'send', dst, String(port), String(count), String(pps), String(size)], timeout + 30_000);
-  if (s.code !== 0) { recv.kill('SIGKILL'); throw new Error(`udp-tool send: ${s.err}`); }
-  await exited;
-  try { return (JSON.parse(out) as { received: number }).received; } catch { throw new Error(`udp-tool recv printed ${JSON.stringify(out)}`); }
-}
+const run = runIn;
 
 /** Builds the topology, starts lfp in `cp`, configures ip, resolves the neighbours. */
 export async function startUmlLfp(o: UmlLfpOptions = {}): Promise<UmlLfp> {
@@ -170,8 +145,7 @@ export async function startUmlLfp(o: UmlLfpOptions = {}): Promise<UmlLfp> {
       env: e, cp, phy, a, peer, b, run, udpFlow, stop,
       restart: async (ro = {}) => {
         await e.restartAll(ro);
-        await configureCp();
-        await waitCarrier();
+        await waitCarrier(); // the DPVIs kept their addresses and routes (fastpath.dpviPersist)
         await resolveNeighbours();
       },
       ping: async (ns, dst, count = 3, size) => {

@@ -528,22 +528,25 @@ napi_value SetUp(napi_env env, const Args& a) {
   return Undef(env);
 }
 
-napi_value SetCarrier(napi_env env, const Args& a) {
-  const char* where = "pktio.setCarrier";
+// (port, flag) for a tap port: the port, after the checks.
+Port& TapFlagArgs(napi_env env, const Args& a, const char* where, const char* flag, bool* on) {
   CheckReady(where);
   Port& p = GetPort(PortArg(env, a[0], where), where);
-  bool up = Bool(env, a[1], where, "up");
+  *on = Bool(env, a[1], where, flag);
   if (p.kind != Kind::kTap) FailMsg(std::string(where) + ": port " + std::to_string(p.handle) + " is a " + KindName(p.kind) + " port, not a tap port", EINVAL);
+  return p;
+}
+
+napi_value SetCarrier(napi_env env, const Args& a) {
+  bool up;
+  Port& p = TapFlagArgs(env, a, "pktio.setCarrier", "up", &up);
   TapSetCarrier(p, up);
   return Undef(env);
 }
 
 napi_value SetPersist(napi_env env, const Args& a) {
-  const char* where = "pktio.setPersist";
-  CheckReady(where);
-  Port& p = GetPort(PortArg(env, a[0], where), where);
-  bool on = Bool(env, a[1], where, "on");
-  if (p.kind != Kind::kTap) FailMsg(std::string(where) + ": port " + std::to_string(p.handle) + " is a " + KindName(p.kind) + " port, not a tap port", EINVAL);
+  bool on;
+  Port& p = TapFlagArgs(env, a, "pktio.setPersist", "on", &on);
   TapSetPersist(p, on);
   return Undef(env);
 }
