@@ -5,7 +5,7 @@
 import { strict as assert } from 'assert';
 import { DPVI_ALIAS, statsPath } from '../../lib/config';
 import { StatsFile } from '../../shared-mem/stats';
-import { buildTopology, configureIp, Topology } from '../lib/topology';
+import { startLfpBetweenHosts, Topology } from '../lib/topology';
 import { LfpEnv, waitUntil } from '../lib/lfp-env';
 import { runIn, udpFlow } from '../lib/traffic';
 import type { Netns } from '../lib/netns';
@@ -32,15 +32,7 @@ describe('DPVIs outlive a fast-path crash (fastpath.dpviPersist)', function () {
   };
 
   before(async () => {
-    t = buildTopology('kernel');
-    try {
-      env = await LfpEnv.start({ cpNetns: t.cp.name, portSpecs: t.ports });
-      configureIp(t);
-    } catch (e) {
-      env?.stop();
-      t.destroy();
-      throw e;
-    }
+    ({ t, env } = await startLfpBetweenHosts('kernel'));
   });
   after(() => { env?.stop(); t?.destroy(); });
 

@@ -3,7 +3,7 @@
 import { strict as assert } from 'assert';
 import * as path from 'path';
 import { spawn } from 'child_process';
-import { buildTopology, configureIp, Topology } from '../lib/topology';
+import { startLfpBetweenHosts, Topology } from '../lib/topology';
 import { LfpEnv, waitUntil, sleep } from '../lib/lfp-env';
 import { runIn, udpFlow as flow } from '../lib/traffic';
 import type { Neighbour } from '../../lib/model';
@@ -20,15 +20,7 @@ for (const kind of ['kernel', 'dpdk'] as const) describe(`fast path forwarding b
   let env: LfpEnv;
 
   before(async () => {
-    t = buildTopology(kind);
-    try {
-      env = await LfpEnv.start({ cpNetns: t.cp.name, portSpecs: t.ports });
-      configureIp(t);
-    } catch (e) {
-      env?.stop();
-      t.destroy();
-      throw e;
-    }
+    ({ t, env } = await startLfpBetweenHosts(kind));
   });
   after(() => { env?.stop(); t?.destroy(); });
 
@@ -104,10 +96,8 @@ describe('fast path: exceptions, route changes, ECMP, MTU, malformed frames', fu
   let env: LfpEnv;
 
   before(async () => {
-    t = buildTopology('kernel');
+    ({ t, env } = await startLfpBetweenHosts('kernel'));
     try {
-      env = await LfpEnv.start({ cpNetns: t.cp.name, portSpecs: t.ports });
-      configureIp(t);
       // resolve both hosts from the control plane, as traffic would
       await run(t.cp, 'ping', ['-c', '1', '-w', '5', '10.1.0.2']);
       await run(t.cp, 'ping', ['-c', '1', '-w', '5', '10.2.0.2']);

@@ -3,6 +3,7 @@
 //   host A (a0) ---- pA [ phy: the "physical" side ] pB ---- (b0) host B
 //                     |  fast path ports eth1 (pA), eth2 (pB)  |
 //                     DPVIs eth1, eth2 in the control-plane netns (cp), configured with ip
+import { LfpEnv } from './lfp-env';
 import { Netns } from './netns';
 import type { PortSpec } from '../../lib/config';
 
@@ -53,5 +54,20 @@ export function configureIp(t: Topology): void {
     h.ip(`-6 addr add 2001:db8:${i}::2/64 dev ${dev} nodad`);
     h.ip(`route add default via 10.${i}.0.1`);
     h.ip(`-6 route add default via 2001:db8:${i}::1`);
+  }
+}
+
+/** buildTopology(kind) + lfp started on it (LfpEnv: fpmd, fp, cmgrd) + configureIp; everything removed on failure. */
+export async function startLfpBetweenHosts(kind: 'kernel' | 'dpdk' = 'kernel'): Promise<{ t: Topology; env: LfpEnv }> {
+  const t = buildTopology(kind);
+  let env: LfpEnv | undefined;
+  try {
+    env = await LfpEnv.start({ cpNetns: t.cp.name, portSpecs: t.ports });
+    configureIp(t);
+    return { t, env };
+  } catch (e) {
+    env?.stop();
+    t.destroy();
+    throw e;
   }
 }
