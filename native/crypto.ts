@@ -85,7 +85,7 @@ function A(): Addon {
 
 /**
  * Creates the native context of an SA: keys decoded from hex and copied once, cipher contexts keyed, HMAC inner/outer
- * states precomputed, CBC IV generator seeded. Returns a handle (integer > 0).
+ * states precomputed, CBC IV counter seeded. Returns a handle (integer > 0).
  * Unsupported algorithm, key size, ICV/truncation length or combination: Error with code ERR_LFP_CRYPTO_UNSUPPORTED
  * (the message names the field and the key's length, never the key). Wrong types: TypeError ERR_INVALID_ARG_TYPE.
  */
@@ -104,8 +104,9 @@ export function liveSas(): number { return A().liveSas(); }
  * Encrypts packets [0, count) in place. Packet i, laid out by the caller at `espOff[i]` in `mem`:
  *   [SPI (4) | SN (4)] [IV: ivLen] [payload + padding + pad length + next header: encLen[i]] [ICV: icvLen]
  * The SN field is written with seqLo[i]. GCM: the IV is the 64-bit sequence number seqHi[i]:seqLo[i] (big-endian),
- * AAD = SPI || SN, or SPI || seqHi || SN with `esn` (RFC 4106 §5). CBC: a fresh unpredictable IV from the SA's
- * generator. HMAC: over header + IV + ciphertext, plus seqHi[i] when `esn` (RFC 4303 §2.2.1), truncated.
+ * AAD = SPI || SN, or SPI || seqHi || SN with `esn` (RFC 4106 §5). CBC: a fresh unpredictable IV, E_K(N) with N
+ * a per-SA counter from a random start (NIST SP 800-38A appendix C). HMAC: over header + IV + ciphertext, plus
+ * seqHi[i] when `esn` (RFC 4303 §2.2.1), truncated.
  * Throws RangeError (before touching anything) when a packet's encLen is not a positive multiple of blockSize or its
  * window leaves `mem`; Error ERR_LFP_CRYPTO_FAILED if the crypto library (intel-ipsec-mb or OpenSSL) fails (never seen; drop the burst).
  */
@@ -118,8 +119,9 @@ export function encryptBurst(h: number, mem: Uint8Array, espOff: Uint32Array, en
  * Verifies and decrypts packets [0, count) in place (same layout as encryptBurst; the SN is read from the header,
  * the ESN high bits come from seqHi[i], the caller's estimate per RFC 4303 appendix A). status[i]: STATUS_OK, or
  * STATUS_BAD_ICV / STATUS_BAD_LENGTH, in which case the packet's bytes are unchanged (or STATUS_CRYPTO_ERROR).
- * HMAC SAs: the ICV is checked (constant time) before decrypting. GCM: intel-ipsec-mb computes the tag, compared in constant time
- * (constant time); a refused packet is re-encrypted in place, so it is left as received.
+ * HMAC SAs: one chained job per packet hashes, then decrypts; the ICV is compared (constant time) after it, and a refused
+ * packet is re-encrypted in place (same key and IV), so it is left as received and no unverified plaintext is delivered.
+ * GCM: intel-ipsec-mb computes the tag, compared in constant time; a refused packet is re-encrypted in place likewise.
  * The trailer (padding, pad length, next header) is left for the caller to check and strip.
  */
 export function decryptBurst(h: number, mem: Uint8Array, espOff: Uint32Array, encLen: Uint32Array,

@@ -31,6 +31,19 @@
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++14"],
       "libraries": ["-lcrypto", "-lIPSec_MB"]
+    },
+    {
+      # Micro-benchmark (not loaded by Node, not run by the tests): intel-ipsec-mb driven like DPDK's aesni_mb PMD vs
+      # our Sa burst loops, and the manager flavours. Run pinned: taskset -c 1 build/Release/mb_bench
+      "target_name": "mb_bench",
+      "type": "executable",
+      "sources": ["tools/mb_bench.cc", "src/esp.cc"],
+      "defines": ["OPENSSL_SUPPRESS_DEPRECATED"],
+      "cflags": ["-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "cflags_cc": ["-fexceptions", "-std=gnu++17"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++14"],
+      "libraries": ["-lcrypto", "-lIPSec_MB"]
     }
   ]
 }

@@ -1,6 +1,8 @@
 // native/crypto on intel-ipsec-mb's job API (AES-CBC / HMAC): what is specific to it, against node:crypto.
-//  - bursts longer than one job chunk (Sa::kIvChunk = 64 packets in flight) with damaged packets (bad ICV, bad length)
-//    spread over the chunks: per-packet status in the right place, refused packets left byte for byte as received;
+//  - bursts longer than the manager's job ring (IMB_MAX_JOBS = 256 jobs in flight; the per-thread scratch of the
+//    HMACs is indexed by packet index % 256) with damaged packets (bad ICV, bad length) spread over it: per-packet
+//    status in the right place, refused packets (decrypted by the chained job, then encrypted again) left byte for
+//    byte as received;
 //  - packets the job API refuses (more than 65534 bytes to hash or to CBC-encrypt) go through OpenSSL, mixed in a
 //    burst with ordinary ones: same bytes, same checks;
 //  - kat.hmac / kat.cbc on the job path and on the OpenSSL path (empty and > 65534-byte inputs).
@@ -77,12 +79,12 @@ describe('crypto on intel-ipsec-mb job API: chunks, damaged packets, oversized p
 
   for (const cs of CASES) {
     for (const esn of [false, true]) {
-      it(`${caseName(cs)}, ESN ${esn ? 'on' : 'off'}: 200-packet burst with damaged packets across chunks`, () => {
+      it(`${caseName(cs)}, ESN ${esn ? 'on' : 'off'}: 600-packet burst with damaged packets across the job ring`, () => {
         const sa = makeSa(cs);
         const { ivLen, icvLen, blockSize } = sa.info;
-        const N = 200, STRIDE = 1700;
+        const N = 600, STRIDE = 1700;
         try {
-          // Encrypt: node opens every packet (chunks of 64: packets 0-63, 64-127, 128-191, 192-199).
+          // Encrypt: node opens every packet (the job ring wraps twice: packets 0-255, 256-511, 512-599).
           const mem = new Uint8Array(N * STRIDE);
           const espOff = new Uint32Array(N), encLen = new Uint32Array(N), lo = new Uint32Array(N), hi = new Uint32Array(N);
           const plains: Buffer[] = [];
@@ -104,8 +106,8 @@ describe('crypto on intel-ipsec-mb job API: chunks, damaged packets, oversized p
           }
           // Decrypt node's packets, some damaged: a flipped bit (ICV failure with integrity), a bad length.
           const mem2 = new Uint8Array(N * STRIDE);
-          const flip = new Set([0, 63, 64, 65, 127, 128, 150, 191, 192, 199]);
-          const badLen = new Set([1, 66, 129, 198]);
+          const flip = new Set([0, 63, 64, 65, 127, 128, 150, 191, 192, 199, 255, 256, 257, 400, 511, 512, 513, 599]);
+          const badLen = new Set([1, 66, 129, 198, 254, 258, 510, 598]);
           for (let i = 0; i < N; i++) {
             const pkt = sa.build(0x3000 + i, lo[i], hi[i], plains[i], esn);
             if (flip.has(i)) pkt[nodeCrypto.randomInt(0, pkt.length)] ^= 1 << nodeCrypto.randomInt(0, 8);
@@ -218,6 +220,37 @@ describe('crypto on intel-ipsec-mb job API: chunks, damaged packets, oversized p
           assert.deepStrictEqual(Buffer.from(data), want, `encrypt ${keyLen} ${n}`);
           assert.ok(c.kat.cbc(h, false, iv, data));
           assert.deepStrictEqual(Buffer.from(data), plain, `decrypt ${keyLen} ${n}`);
+        }
+      } finally {
+        c.destroySa(h);
+      }
+    }
+  });
+
+  it('CBC IVs are E_K(N), N a per-SA 128-bit counter from a random start (NIST SP 800-38A appendix C), also on the OpenSSL path', () => {
+    for (const keyLen of [16, 32]) {
+      const k = nodeCrypto.randomBytes(keyLen);
+      const h = c.createSa({ enc: { name: 'cbc(aes)', keyHex: k.toString('hex') } });
+      try {
+        // 300 small packets (the job API), then 2 over the job API's limit (OpenSSL), then 3 small ones again
+        const lens = [...Array(300).fill(32), 65520, 70000, 16, 16, 48];
+        const STRIDE = 70100, n = lens.length;
+        const mem = new Uint8Array(n * STRIDE);
+        const espOff = Uint32Array.from(lens, (_, i) => i * STRIDE), encLen = Uint32Array.from(lens);
+        const lo = Uint32Array.from(lens, (_, i) => i + 1), hi = new Uint32Array(n);
+        const plains = lens.map((l, i) => { const p = nodeCrypto.randomBytes(l); mem.set(p, espOff[i] + 24); return p; });
+        c.encryptBurst(h, mem, espOff, encLen, lo, hi, n, false);
+        let prev = -1n;
+        for (let i = 0; i < n; i++) {
+          const iv = Buffer.from(mem.buffer, espOff[i] + 8, 16);
+          const d = nodeCrypto.createDecipheriv(`aes-${keyLen * 8}-ecb`, k, null).setAutoPadding(false);
+          const nb = Buffer.concat([d.update(iv), d.final()]);
+          const nonce = (nb.readBigUInt64LE(8) << 64n) | nb.readBigUInt64LE(0); // host order: two 64-bit words, low first
+          if (prev >= 0n) assert.strictEqual(nonce, (prev + 1n) % (1n << 128n), `packet ${i}: N = previous N + 1`);
+          prev = nonce;
+          const dc = nodeCrypto.createDecipheriv(`aes-${keyLen * 8}-cbc`, k, iv).setAutoPadding(false);
+          const ct = Buffer.from(mem.buffer, espOff[i] + 24, lens[i]);
+          assert.deepStrictEqual(Buffer.concat([dc.update(ct), dc.final()]), plains[i], `packet ${i}: CBC under that IV`);
         }
       } finally {
         c.destroySa(h);

@@ -2,6 +2,8 @@
 
 #include "esp.h"
 
+#include <immintrin.h>
+
 #include <climits>
 #include <cstring>
 
@@ -10,12 +12,35 @@
 
 namespace lfpcrypto {
 
-// One intel-ipsec-mb manager per thread (an SA is used by the thread that created it).
-static IMB_MGR* Mgr() {
-  static thread_local IMB_MGR* m = nullptr;
-  if (m == nullptr) { m = alloc_mb_mgr(0); init_mb_mgr_auto(m, nullptr); }
-  return m;
+namespace {
+
+// Jobs a manager holds at most (its job ring): job i + kRing reuses job i's object, handed back before that.
+constexpr uint32_t kRing = IMB_MAX_JOBS;
+static_assert((kRing & (kRing - 1)) == 0, "kRing must be a power of two");
+
+// Per thread (an SA is used by the thread that created it): one intel-ipsec-mb manager (init_mb_mgr_auto: the
+// AVX-512 + VAES code on this machine, like DPDK's aesni_mb PMD), and the scratch of the jobs in flight, indexed by
+// packet index % kRing: the HMACs the job API computes (decrypt; encrypt when the ICV is not a length the job API
+// writes), and (ESN, decrypt) the 4 received ICV bytes that seqHi replaces while hashing. Every burst is flushed
+// before it returns: nothing is in flight between calls.
+struct ThreadMb {
+  IMB_MGR* m = nullptr;
+  alignas(64) uint8_t tags[kRing][64];
+  uint8_t saved[kRing][4];
+};
+
+ThreadMb& Tls() {
+  static thread_local ThreadMb t;
+  if (t.m == nullptr) {
+    t.m = alloc_mb_mgr(0);
+    init_mb_mgr_auto(t.m, nullptr);
+  }
+  return t;
 }
+
+}  // namespace
+
+static IMB_MGR* Mgr() { return Tls().m; }
 
 namespace {
 
@@ -26,8 +51,8 @@ inline void Put32(uint8_t* p, uint32_t v) {
   p[3] = uint8_t(v);
 }
 
-// Input of the IV generator: AES-CTR over zeros gives the keystream, i.e. E_k(ctr), E_k(ctr+1), ...
-const uint8_t kZeros[Sa::kIvChunk * 16] = {0};
+// CBC encryption runs from the IV field with this IV (see EncryptBurst): the IV field's nonce N becomes E_K(N).
+alignas(16) const uint8_t kZeroIv[16] = {0};
 
 // Largest encLen handled (OpenSSL's EVP update lengths are ints).
 constexpr uint32_t kMaxEncLen = 0x3fffffff;
@@ -66,9 +91,19 @@ EVP_CIPHER_CTX* KeyedCtx(const char* name, bool encrypt, const uint8_t* key, con
 }
 
 // Job API: runs `done` on every job the manager hands back (in submission order).
+// The burst loops submit with IMB_SUBMIT_JOB_NOCHECK, as DPDK's aesni_mb PMD does (its IMB_SUBMIT_JOB under
+// RTE_LIBRTE_PMD_AESNI_MB_DEBUG only): the library's own argument checks (SAFE_PARAM) cost ~20 cycles per job, and
+// every argument of these jobs is checked here first (lengths: whole blocks, 1..kMbMaxLen bytes, key, IV and tag
+// lengths fixed per SA; see CheckEncrypt, DecryptBurst's lenOk, MbFits, Create). Build with
+// -DLFP_CRYPTO_CHECKED_JOBS to have the library check them again (the unit tests pass both ways).
 template <typename F>
-inline void SubmitJob(IMB_MGR* m, F&& done) {
+inline void SubmitJob(IMB_MGR* m, F&& done, bool checked = false) {
+#ifndef LFP_CRYPTO_CHECKED_JOBS
+  IMB_JOB* j = checked ? IMB_SUBMIT_JOB(m) : IMB_SUBMIT_JOB_NOCHECK(m);
+#else
+  (void)checked;
   IMB_JOB* j = IMB_SUBMIT_JOB(m);
+#endif
   while (j != nullptr) {
     done(j);
     j = IMB_GET_COMPLETED_JOB(m);
@@ -79,15 +114,12 @@ inline void FlushJobs(IMB_MGR* m, F&& done) {
   IMB_JOB* j;
   while ((j = IMB_FLUSH_JOB(m)) != nullptr) done(j);
 }
-inline unsigned JobSlot(const IMB_JOB* j) { return unsigned(reinterpret_cast<uintptr_t>(j->user_data)); }
+inline uint32_t JobUser(const IMB_JOB* j) { return uint32_t(reinterpret_cast<uintptr_t>(j->user_data)); }
 
-// Per-slot state of a chunk (Sa::slot_).
+// Internal values of DecryptBurst's status[i] while its job is in flight (never returned to the caller).
 enum : uint8_t {
-  kSlotIdle = 0,     // nothing in flight (status already written, or nothing to do)
-  kSlotPending = 1,  // job submitted, not handed back yet
-  kSlotDone = 2,     // job completed
-  kSlotFailed = 3,   // job handed back with an error status (never seen: a bug or a library limit)
-  kSlotVerified = 4, // decrypt: ICV good, to be decrypted
+  kPending = 0xff,  // job submitted, not handed back yet
+  kRefused = 0xfe,  // CBC: ICV bad, the payload (decrypted in place by the chained job) still to be re-encrypted
 };
 
 // HMAC ipad/opad states for intel-ipsec-mb (as DPDK's aesni_mb PMD computes them): the hash state after one block of
@@ -268,13 +300,12 @@ std::unique_ptr<Sa> Sa::Create(const SaSpec& s, std::string* err) {
       if (s.keyLen == 16) IMB_AES_KEYEXP_128(Mgr(), s.key, sa->encKeys_, sa->decKeys_);
       else if (s.keyLen == 24) IMB_AES_KEYEXP_192(Mgr(), s.key, sa->encKeys_, sa->decKeys_);
       else IMB_AES_KEYEXP_256(Mgr(), s.key, sa->encKeys_, sa->decKeys_);
-      // IV generator: AES-128-CTR keystream under a random key and random initial counter (NIST SP 800-38A
-      // appendix C: IV = E_k(unique nonce)). Unpredictable without the key, no syscall per packet.
-      uint8_t seed[32];
-      if (RAND_bytes(seed, sizeof seed) != 1) { *err = "OpenSSL RAND_bytes failed"; return nullptr; }
-      sa->ivGen_ = KeyedCtx("AES-128-CTR", true, seed, seed + 16, false);
-      OPENSSL_cleanse(seed, sizeof seed);
-      if (sa->ivGen_ == nullptr) { *err = "OpenSSL cannot set up AES-128-CTR"; return nullptr; }
+      // IVs: IV = E_K(nonce), the nonce a per-SA 128-bit counter from a random start (NIST SP 800-38A appendix C,
+      // first method: the forward cipher under the same key, applied to a unique nonce); see EncryptBurst.
+      if (RAND_bytes(reinterpret_cast<uint8_t*>(sa->ivNonce_), sizeof sa->ivNonce_) != 1) {
+        *err = "OpenSSL RAND_bytes failed";
+        return nullptr;
+      }
       sa->ivLen_ = 16;
       sa->blockSize_ = 16;
       break;
@@ -293,6 +324,10 @@ std::unique_ptr<Sa> Sa::Create(const SaSpec& s, std::string* err) {
     MbHmacPads(Mgr(), s.auth, s.authKey, s.authKeyLen, sa->ipad_, sa->opad_);
     sa->hashAlg_ = s.auth == Auth::kSha1 ? IMB_AUTH_HMAC_SHA_1 : s.auth == Auth::kSha256 ? IMB_AUTH_HMAC_SHA_256
                                                                                       : IMB_AUTH_HMAC_SHA_512;
+    // The job API writes the "IPsec" length (SHA1 12, SHA256 16, SHA512 32) or the full digest only.
+    const unsigned ipsecLen = s.auth == Auth::kSha1 ? 12 : s.auth == Auth::kSha256 ? 16 : 32;
+    sa->tagDirect_ = s.truncLen == ipsecLen || s.truncLen == sa->hmac_.DigestLen();
+    sa->tagLen_ = sa->tagDirect_ ? s.truncLen : sa->hmac_.DigestLen();
   }
   return sa;
 }
@@ -301,25 +336,22 @@ Sa::~Sa() {
   // EVP_CIPHER_CTX_free wipes the key schedules (the providers free their contexts with OPENSSL_clear_free).
   EVP_CIPHER_CTX_free(enc_);
   EVP_CIPHER_CTX_free(dec_);
-  EVP_CIPHER_CTX_free(ivGen_);
   if (gkey_ != nullptr) { OPENSSL_cleanse(gkey_, sizeof *gkey_); free(gkey_); }
   hmac_.Wipe();
   OPENSSL_cleanse(salt_, sizeof salt_);
-  OPENSSL_cleanse(ivBuf_, sizeof ivBuf_);
+  OPENSSL_cleanse(ivNonce_, sizeof ivNonce_);
   OPENSSL_cleanse(encKeys_, sizeof encKeys_);
   OPENSSL_cleanse(decKeys_, sizeof decKeys_);
   OPENSSL_cleanse(ipad_, sizeof ipad_);
   OPENSSL_cleanse(opad_, sizeof opad_);
-  OPENSSL_cleanse(tags_, sizeof tags_);
-  OPENSSL_cleanse(savedIcv_, sizeof savedIcv_);
 }
 
-bool Sa::MbFits(size_t encLen, size_t hashLen) const {
-  return hashLen <= kMbMaxLen && (cipher_ != Cipher::kAesCbc || encLen <= kMbMaxLen);
+bool Sa::MbFits(size_t encLen, size_t hashLen, bool encrypt) const {
+  return hashLen <= kMbMaxLen && (cipher_ != Cipher::kAesCbc || encLen + (encrypt ? 16 : 0) <= kMbMaxLen);
 }
 
-IMB_JOB* Sa::NewJob(IMB_MGR* m, bool encrypt, const uint8_t* src, uint8_t* dst, size_t cipherOff, size_t cipherLen,
-                    const uint8_t* iv, size_t hashLen, unsigned slot) {
+__attribute__((always_inline)) inline IMB_JOB* Sa::NewJob(IMB_MGR* m, bool encrypt, const uint8_t* src, uint8_t* dst, size_t cipherOff, size_t cipherLen,
+                    const uint8_t* iv, size_t hashLen, uint8_t* tag, unsigned tagLen, uint32_t user) {
   IMB_JOB* job = IMB_GET_NEXT_JOB(m);
   // Every field the library reads for these modes is set: the slot is reused from earlier jobs of any kind.
   job->cipher_direction = encrypt ? IMB_DIR_ENCRYPT : IMB_DIR_DECRYPT;
@@ -349,22 +381,21 @@ IMB_JOB* Sa::NewJob(IMB_MGR* m, bool encrypt, const uint8_t* src, uint8_t* dst, 
     job->msg_len_to_hash_in_bytes = hashLen;
     job->u.HMAC._hashed_auth_key_xor_ipad = ipad_;
     job->u.HMAC._hashed_auth_key_xor_opad = opad_;
-    job->auth_tag_output = tags_[slot];  // the full HMAC: the job API only writes 12/20, 16/32 or 32/64 bytes
-    job->auth_tag_output_len_in_bytes = hmac_.DigestLen();
+    job->auth_tag_output = tag;
+    job->auth_tag_output_len_in_bytes = tagLen;
   } else {
     job->hash_alg = IMB_AUTH_NULL;
     job->msg_len_to_hash_in_bytes = 0;
     job->auth_tag_output = nullptr;
     job->auth_tag_output_len_in_bytes = 0;
   }
-  job->user_data = reinterpret_cast<void*>(uintptr_t(slot));
-  slot_[slot] = kSlotPending;
+  job->user_data = reinterpret_cast<void*>(uintptr_t(user));
   return job;
 }
 
-bool Sa::NextIvs(uint8_t* out, size_t n) {
-  int outl = 0;
-  return EVP_EncryptUpdate(ivGen_, out, &outl, kZeros, int(n * 16)) == 1 && size_t(outl) == n * 16;
+void Sa::NextNonce(uint8_t* iv) {
+  memcpy(iv, ivNonce_, 16);
+  if (++ivNonce_[0] == 0) ++ivNonce_[1];
 }
 
 static void GcmEnc(IMB_MGR* m, unsigned kl, const struct gcm_key_data* k, uint8_t* p, size_t len, const uint8_t* nonce,
@@ -375,22 +406,33 @@ static void GcmEnc(IMB_MGR* m, unsigned kl, const struct gcm_key_data* k, uint8_
   else IMB_AES256_GCM_ENC(m, k, &ctx, p, p, len, nonce, aad, aadLen, tag, tagLen);
 }
 
-bool Sa::GcmSeal(const uint8_t iv8[8], const uint8_t* aad, size_t aadLen, uint8_t* p, size_t len, uint8_t* tag) {
-  uint8_t nonce[12];  // RFC 4106 §4: salt || explicit IV
-  memcpy(nonce, salt_, 4);
-  memcpy(nonce + 4, iv8, 8);
-  GcmEnc(Mgr(), gKeyLen_, gkey_, p, len, nonce, aad, aadLen, tag, icvLen_);
+// RFC 4106 §4: nonce = salt || explicit IV (12 bytes; 4 zero bytes after), written with ONE 16-byte store: the
+// library's loads of the nonce are then forwarded from that store. Built with narrower stores (4 + 8 bytes), the
+// wider load that follows cannot be forwarded and stalls (store-to-load forwarding failure: measured ~10-30 cycles
+// per packet). Same reason for the single 8-byte stores of the ESP header and the IV in EncryptBurst.
+static inline void GcmNonce(const uint8_t salt[4], const uint8_t iv8[8], uint8_t out[16]) {
+  uint32_t s;
+  uint64_t iv;
+  memcpy(&s, salt, 4);
+  memcpy(&iv, iv8, 8);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out),
+                   _mm_set_epi64x(int64_t(iv >> 32), int64_t(uint64_t(s) | (iv << 32))));  // little-endian lanes
+}
+
+bool Sa::GcmSeal(IMB_MGR* m, const uint8_t iv8[8], const uint8_t* aad, size_t aadLen, uint8_t* p, size_t len,
+                 uint8_t* tag) {
+  alignas(16) uint8_t nonce[16];
+  GcmNonce(salt_, iv8, nonce);
+  GcmEnc(m, gKeyLen_, gkey_, p, len, nonce, aad, aadLen, tag, icvLen_);
   return true;
 }
 
-int Sa::GcmOpen(const uint8_t iv8[8], const uint8_t* aad, size_t aadLen, uint8_t* p, size_t len,
+int Sa::GcmOpen(IMB_MGR* m, const uint8_t iv8[8], const uint8_t* aad, size_t aadLen, uint8_t* p, size_t len,
                 const uint8_t* tag) {
-  uint8_t nonce[12];
-  memcpy(nonce, salt_, 4);
-  memcpy(nonce + 4, iv8, 8);
+  alignas(16) uint8_t nonce[16];
+  GcmNonce(salt_, iv8, nonce);
   uint8_t t[16];
   struct gcm_context_data ctx;
-  IMB_MGR* m = Mgr();
   if (gKeyLen_ == 16) IMB_AES128_GCM_DEC(m, gkey_, &ctx, p, p, len, nonce, aad, aadLen, t, icvLen_);
   else if (gKeyLen_ == 24) IMB_AES192_GCM_DEC(m, gkey_, &ctx, p, p, len, nonce, aad, aadLen, t, icvLen_);
   else IMB_AES256_GCM_DEC(m, gkey_, &ctx, p, p, len, nonce, aad, aadLen, t, icvLen_);
@@ -431,222 +473,242 @@ long Sa::CheckEncrypt(size_t memLen, const uint32_t* espOff, const uint32_t* enc
 }
 
 // RFC 4106 §5: AAD = SPI || SN (32 bits), or SPI || SN high || SN low with ESN.
-static size_t GcmAad(const uint8_t* h, uint32_t seqHi, bool esn, uint8_t aad[12]) {
-  memcpy(aad, h, 4);
-  if (esn) {
-    Put32(aad + 4, seqHi);
-    memcpy(aad + 8, h + 4, 4);
-    return 12;
+// Without ESN that is the packet's own first 8 bytes; with ESN it is built in buf.
+static const uint8_t* GcmAad(const uint8_t* h, uint32_t seqHi, bool esn, uint8_t buf[12], size_t* len) {
+  if (!esn) {
+    *len = 8;
+    return h;
   }
-  memcpy(aad + 4, h + 4, 4);
-  return 8;
+  memcpy(buf, h, 4);
+  Put32(buf + 4, seqHi);
+  memcpy(buf + 8, h + 4, 4);
+  *len = 12;
+  return buf;
 }
 
 long Sa::EncryptBurst(uint8_t* mem, const uint32_t* espOff, const uint32_t* encLen, const uint32_t* seqLo,
                       const uint32_t* seqHi, uint32_t count, bool esn) {
   if (cipher_ == Cipher::kAesGcm) {
+    IMB_MGR* m = Mgr();
     for (uint32_t i = 0; i < count; i++) {
       uint8_t* h = mem + espOff[i];  // SPI, SN
       uint8_t* iv = h + 8;
       uint8_t* p = iv + ivLen_;
       const size_t len = encLen[i];
-      Put32(h + 4, seqLo[i]);  // the SN field is the low 32 bits of the sequence number
-      // Explicit IV = the 64-bit sequence number (unique per SA and key) XOR the SA's random mask.
-      Put32(iv, seqHi[i] ^ ivMaskHi_);
-      Put32(iv + 4, seqLo[i] ^ ivMaskLo_);
-      uint8_t aad[12];
-      const size_t aadLen = GcmAad(h, seqHi[i], esn, aad);
-      if (!GcmSeal(iv, aad, aadLen, p, len, p + len)) return long(i);
+      // The SN field is the low 32 bits of the sequence number; explicit IV = the 64-bit sequence number (unique per
+      // SA and key) XOR the SA's random mask. Each written with one 8-byte store (see GcmNonce), big-endian.
+      uint32_t spi;
+      memcpy(&spi, h, 4);
+      const uint64_t hdr = uint64_t(spi) | (uint64_t(__builtin_bswap32(seqLo[i])) << 32);
+      const uint64_t ivv = uint64_t(__builtin_bswap32(seqHi[i] ^ ivMaskHi_)) |
+                           (uint64_t(__builtin_bswap32(seqLo[i] ^ ivMaskLo_)) << 32);
+      memcpy(h, &hdr, 8);
+      memcpy(iv, &ivv, 8);
+      uint8_t buf[12];
+      size_t aadLen;
+      const uint8_t* aad = GcmAad(h, seqHi[i], esn, buf, &aadLen);
+      if (!GcmSeal(m, iv, aad, aadLen, p, len, p + len)) return long(i);
     }
     return -1;
   }
-  // CBC and/or HMAC, NULL: intel-ipsec-mb's job API, one chunk of up to kIvChunk packets in flight (CBC encryption
-  // runs on several packets at once, one per lane, and so does the HMAC, chained after it in each job).
-  IMB_MGR* m = Mgr();
-  const bool jobs = cipher_ == Cipher::kAesCbc || auth_ != Auth::kNone;
+  // CBC and/or HMAC, NULL: intel-ipsec-mb's job API, one chained job per packet (CBC, then the HMAC), the whole burst
+  // in flight (CBC encryption runs on several packets at once, one per lane, and so does the HMAC), one flush.
+  const bool cbc = cipher_ == Cipher::kAesCbc, hmac = auth_ != Auth::kNone;
+  if (!cbc && !hmac) {  // NULL encryption without authentication: only the SN
+    for (uint32_t i = 0; i < count; i++) Put32(mem + espOff[i] + 4, seqLo[i]);
+    return -1;
+  }
+  ThreadMb& t = Tls();
+  IMB_MGR* m = t.m;
   long failed = -1;
   auto fail = [&failed](long i) {
     if (failed < 0 || i < failed) failed = i;
   };
-  for (uint32_t base = 0; base < count && failed < 0; base += kIvChunk) {
-    const uint32_t n = count - base < kIvChunk ? count - base : kIvChunk;
-    if (cipher_ == Cipher::kAesCbc && !NextIvs(ivBuf_, n)) return long(base);  // nothing in flight
-    auto done = [&](IMB_JOB* job) {
-      const unsigned j = JobSlot(job);
-      if (job->status != IMB_STATUS_COMPLETED) {
-        slot_[j] = kSlotFailed;
-        return;
-      }
-      slot_[j] = kSlotIdle;
-      if (auth_ != Auth::kNone) {
-        const uint32_t i = base + j;
-        memcpy(mem + espOff[i] + 8 + ivLen_ + encLen[i], tags_[j], icvLen_);  // truncated ICV
-      }
-    };
-    for (uint32_t j = 0; j < n; j++) {
-      const uint32_t i = base + j;
-      uint8_t* h = mem + espOff[i];  // SPI, SN
-      uint8_t* iv = h + 8;
-      uint8_t* p = iv + ivLen_;
-      const size_t len = encLen[i];
-      uint8_t* icv = p + len;
-      slot_[j] = kSlotIdle;
-      Put32(h + 4, seqLo[i]);  // the SN field is the low 32 bits of the sequence number
-      if (cipher_ == Cipher::kAesCbc) memcpy(iv, ivBuf_ + 16 * j, 16);
-      if (!jobs) continue;
-      // RFC 4303 §2.2.1 / §3.3.2.1: ICV over ESP header + IV + ciphertext, plus the high 32 bits of the ESN
-      // (appended for the computation only, never sent).
-      const size_t hashLen = auth_ == Auth::kNone ? 0 : 8 + ivLen_ + len + (esn ? 4 : 0);
-      if (!MbFits(len, hashLen)) {  // OpenSSL, serially
-        if (cipher_ == Cipher::kAesCbc && !CbcEncrypt(iv, p, len)) fail(long(i));
-        if (auth_ != Auth::kNone) {
-          uint8_t hi[4], mac[64];
-          Put32(hi, seqHi[i]);
-          hmac_.Mac(h, 8 + ivLen_ + len, hi, esn ? 4 : 0, mac);
-          memcpy(icv, mac, icvLen_);
-        }
-        continue;
-      }
-      // The job API hashes one contiguous buffer: seqHi goes in the ICV field (>= 4 bytes, written by the ICV
-      // afterwards), right after the ciphertext.
-      if (esn && auth_ != Auth::kNone) Put32(icv, seqHi[i]);
-      NewJob(m, true, h, p, 8 + ivLen_, cipher_ == Cipher::kAesCbc ? len : 0, iv, hashLen, j);
-      SubmitJob(m, done);
+  uint32_t submitted = 0, returned = 0;
+  auto done = [&](IMB_JOB* job) {
+    returned++;
+    const uint32_t i = JobUser(job);
+    if (job->status != IMB_STATUS_COMPLETED) {
+      fail(long(i));
+      return;
     }
-    FlushJobs(m, done);
-    for (uint32_t j = 0; j < n; j++)
-      if (slot_[j] != kSlotIdle) {  // failed, or (never seen) not handed back
-        fail(long(base + j));
-        slot_[j] = kSlotIdle;
+    if (hmac && !tagDirect_)  // truncated ICV
+      memcpy(mem + espOff[i] + 8 + ivLen_ + encLen[i], t.tags[i & (kRing - 1)], icvLen_);
+  };
+  for (uint32_t i = 0; i < count; i++) {
+    uint8_t* h = mem + espOff[i];  // SPI, SN
+    uint8_t* iv = h + 8;
+    uint8_t* p = iv + ivLen_;
+    const size_t len = encLen[i];
+    uint8_t* icv = p + len;
+    Put32(h + 4, seqLo[i]);  // the SN field is the low 32 bits of the sequence number
+    // CBC IV (RFC 3602 §2: unpredictable): IV = E_K(N), N a unique per-SA nonce (NIST SP 800-38A appendix C). N is
+    // written into the IV field and CBC runs over IV field + payload from an all-zero IV: the first output block is
+    // E_K(0 ^ N) = the IV, and the following ones are exactly the CBC encryption of the payload under that IV.
+    if (cbc) NextNonce(iv);
+    // RFC 4303 §2.2.1 / §3.3.2.1: ICV over ESP header + IV + ciphertext, plus the high 32 bits of the ESN
+    // (appended for the computation only, never sent).
+    const size_t hashLen = hmac ? 8 + ivLen_ + len + (esn ? 4 : 0) : 0;
+    if (!MbFits(len, hashLen, true)) {  // OpenSSL, serially
+      if (cbc && !CbcEncrypt(kZeroIv, iv, len + 16)) fail(long(i));
+      if (hmac) {
+        uint8_t hi[4], mac[64];
+        Put32(hi, seqHi[i]);
+        hmac_.Mac(h, 8 + ivLen_ + len, hi, esn ? 4 : 0, mac);
+        memcpy(icv, mac, icvLen_);
       }
+      continue;
+    }
+    // The job API hashes one contiguous buffer: seqHi goes in the ICV field (>= 4 bytes, written by the ICV
+    // afterwards), right after the ciphertext.
+    if (esn && hmac) Put32(icv, seqHi[i]);
+    NewJob(m, true, h, iv, 8, cbc ? len + 16 : 0, kZeroIv, hashLen, tagDirect_ ? icv : t.tags[i & (kRing - 1)],
+           tagLen_, i);
+    submitted++;
+    SubmitJob(m, done);
   }
+  FlushJobs(m, done);
+  if (returned != submitted && failed < 0) failed = 0;  // a job not handed back: never seen
   return failed;
 }
 
 void Sa::DecryptBurst(uint8_t* mem, size_t memLen, const uint32_t* espOff, const uint32_t* encLen,
                       const uint32_t* seqHi, uint32_t count, bool esn, uint8_t* status) {
-  IMB_MGR* m = cipher_ == Cipher::kAesGcm ? nullptr : Mgr();
-  for (uint32_t base = 0; base < count; base += kIvChunk) {
-    const uint32_t n = count - base < kIvChunk ? count - base : kIvChunk;
-    // Pass 1: lengths, then (HMAC SAs) the ICVs of the whole chunk through the job API.
-    auto hashed = [this](IMB_JOB* job) {
-      slot_[JobSlot(job)] = job->status == IMB_STATUS_COMPLETED ? kSlotDone : kSlotFailed;
-    };
-    for (uint32_t j = 0; j < n; j++) {
-      const uint32_t i = base + j;
-      slot_[j] = kSlotIdle;
-      const uint32_t len = encLen[i];
-      const uint64_t end = uint64_t(espOff[i]) + 8 + ivLen_ + uint64_t(len) + icvLen_;
-      // The trailer (pad length, next header) needs 2 bytes; CBC needs whole blocks. GCM/NULL input is not required
-      // to be 4-byte aligned (that is the sender's duty, RFC 4303 §2.4).
-      const bool lenOk = len <= kMaxEncLen && (cipher_ == Cipher::kAesCbc ? len >= 16 && len % 16 == 0 : len >= 2);
-      if (!lenOk || end > memLen) {
+  // Lengths: the trailer (pad length, next header) needs 2 bytes; CBC needs whole blocks. GCM/NULL input is not
+  // required to be 4-byte aligned (that is the sender's duty, RFC 4303 §2.4).
+  auto lenOk = [&](uint32_t i) {
+    const uint32_t len = encLen[i];
+    const uint64_t end = uint64_t(espOff[i]) + 8 + ivLen_ + uint64_t(len) + icvLen_;
+    return len <= kMaxEncLen && (cipher_ == Cipher::kAesCbc ? len >= 16 && len % 16 == 0 : len >= 2) && end <= memLen;
+  };
+  if (cipher_ == Cipher::kAesGcm) {
+    IMB_MGR* m = Mgr();
+    for (uint32_t i = 0; i < count; i++) {
+      if (!lenOk(i)) {
         status[i] = kBadLength;
         continue;
       }
       uint8_t* h = mem + espOff[i];
       uint8_t* iv = h + 8;
       uint8_t* p = iv + ivLen_;
-      uint8_t* icv = p + len;
-      if (cipher_ == Cipher::kAesGcm) {
-        uint8_t aad[12];
-        const size_t aadLen = GcmAad(h, seqHi[i], esn, aad);
-        const int r = GcmOpen(iv, aad, aadLen, p, len, icv);
-        status[i] = r == 1 ? kOk : r == 0 ? kBadIcv : kCryptoError;
-        continue;
-      }
-      const size_t hashLen = auth_ == Auth::kNone ? 0 : 8 + ivLen_ + len + (esn ? 4 : 0);
-      if (!MbFits(len, hashLen)) {  // OpenSSL, serially: verify, then decrypt
-        if (auth_ != Auth::kNone) {
-          uint8_t hi[4], mac[64];
-          Put32(hi, seqHi[i]);
-          hmac_.Mac(h, 8 + ivLen_ + len, hi, esn ? 4 : 0, mac);
-          if (CRYPTO_memcmp(mac, icv, icvLen_) != 0) {
-            status[i] = kBadIcv;
-            continue;
-          }
-        }
-        status[i] = cipher_ == Cipher::kAesCbc && !CbcDecrypt(iv, p, len) ? kCryptoError : kOk;
-        continue;
-      }
-      if (auth_ == Auth::kNone) {
-        slot_[j] = kSlotVerified;
-        continue;
-      }
-      if (esn) {  // seqHi in the ICV field while hashing (restored below)
-        memcpy(savedIcv_[j], icv, 4);
-        Put32(icv, seqHi[i]);
-      }
-      NewJob(m, false, h, p, 0, 0, nullptr, hashLen, j);  // hash only: nothing is decrypted before the check
-      SubmitJob(m, hashed);
+      const uint32_t len = encLen[i];
+      uint8_t buf[12];
+      size_t aadLen;
+      const uint8_t* aad = GcmAad(h, seqHi[i], esn, buf, &aadLen);
+      const int r = GcmOpen(m, iv, aad, aadLen, p, len, p + len);
+      status[i] = r == 1 ? kOk : r == 0 ? kBadIcv : kCryptoError;
     }
-    if (m == nullptr) continue;  // GCM: done
-    FlushJobs(m, hashed);
-    // Encrypt-then-MAC: compare (constant time) before decrypting; a refused packet is left as received.
-    for (uint32_t j = 0; j < n; j++) {
-      const uint8_t st = slot_[j];
-      if (st == kSlotIdle || st == kSlotVerified) continue;
-      const uint32_t i = base + j;
-      uint8_t* icv = mem + espOff[i] + 8 + ivLen_ + encLen[i];
-      if (esn) memcpy(icv, savedIcv_[j], 4);
-      if (st != kSlotDone) {
-        status[i] = kCryptoError;
-        slot_[j] = kSlotIdle;
-      } else if (CRYPTO_memcmp(tags_[j], icv, icvLen_) != 0) {
-        status[i] = kBadIcv;
-        slot_[j] = kSlotIdle;
-      } else {
-        slot_[j] = kSlotVerified;
-      }
-    }
-    // Pass 2: decrypt the verified packets (CBC decryption is parallel within a packet: the job completes at once).
-    auto decrypted = [&](IMB_JOB* job) {
-      const unsigned j = JobSlot(job);
-      status[base + j] = job->status == IMB_STATUS_COMPLETED ? kOk : kCryptoError;
-      slot_[j] = kSlotIdle;
-    };
-    for (uint32_t j = 0; j < n; j++) {
-      if (slot_[j] != kSlotVerified) continue;
-      const uint32_t i = base + j;
-      if (cipher_ != Cipher::kAesCbc) {
-        status[i] = kOk;
-        slot_[j] = kSlotIdle;
-        continue;
-      }
-      uint8_t* h = mem + espOff[i];
-      NewJob(m, false, h, h + 8 + ivLen_, 8 + ivLen_, encLen[i], h + 8, 0, j);
-      SubmitJob(m, decrypted);
-    }
-    FlushJobs(m, decrypted);
-    for (uint32_t j = 0; j < n; j++)
-      if (slot_[j] != kSlotIdle) {  // never seen
-        status[base + j] = kCryptoError;
-        slot_[j] = kSlotIdle;
-      }
+    return;
   }
+  const bool cbc = cipher_ == Cipher::kAesCbc, hmac = auth_ != Auth::kNone;
+  // One chained job per packet (like DPDK's aesni_mb PMD): the HMAC over the received ESP header + IV + ciphertext,
+  // then the CBC decryption in place; the ICV is compared (constant time) when the job is handed back. RFC 4303
+  // §3.4.4.1 allows decrypting in parallel with the ICV check as long as nothing unverified is delivered: a packet
+  // whose ICV is refused gets status 1 and its payload is encrypted again (same key and IV: CBC gives the received
+  // ciphertext back, in one more batch of jobs after the flush), so it is left exactly as received.
+  ThreadMb& t = Tls();
+  IMB_MGR* m = t.m;
+  uint32_t submitted = 0, returned = 0, refused = 0;
+  auto done = [&](IMB_JOB* job) {
+    returned++;
+    const uint32_t i = JobUser(job);
+    const uint32_t s = i & (kRing - 1);
+    uint8_t* icv = mem + espOff[i] + 8 + ivLen_ + encLen[i];
+    if (esn && hmac) memcpy(icv, t.saved[s], 4);  // the received ICV bytes back
+    if (job->status != IMB_STATUS_COMPLETED) {
+      status[i] = kCryptoError;
+    } else if (!hmac || CRYPTO_memcmp(t.tags[s], icv, icvLen_) == 0) {
+      status[i] = kOk;
+    } else if (cbc) {
+      status[i] = kRefused;
+      refused++;
+    } else {
+      status[i] = kBadIcv;
+    }
+  };
+  for (uint32_t i = 0; i < count; i++) {
+    if (!lenOk(i)) {
+      status[i] = kBadLength;
+      continue;
+    }
+    uint8_t* h = mem + espOff[i];
+    uint8_t* iv = h + 8;
+    uint8_t* p = iv + ivLen_;
+    const uint32_t len = encLen[i];
+    uint8_t* icv = p + len;
+    const size_t hashLen = hmac ? 8 + ivLen_ + len + (esn ? 4 : 0) : 0;
+    if (!MbFits(len, hashLen, false)) {  // OpenSSL, serially: verify, then decrypt
+      if (hmac) {
+        uint8_t hi[4], mac[64];
+        Put32(hi, seqHi[i]);
+        hmac_.Mac(h, 8 + ivLen_ + len, hi, esn ? 4 : 0, mac);
+        if (CRYPTO_memcmp(mac, icv, icvLen_) != 0) {
+          status[i] = kBadIcv;
+          continue;
+        }
+      }
+      status[i] = cbc && !CbcDecrypt(iv, p, len) ? kCryptoError : kOk;
+      continue;
+    }
+    if (!cbc && !hmac) {  // NULL encryption without authentication: nothing to do
+      status[i] = kOk;
+      continue;
+    }
+    const uint32_t s = i & (kRing - 1);
+    if (esn && hmac) {  // seqHi in the ICV field while hashing (restored when the job is handed back)
+      memcpy(t.saved[s], icv, 4);
+      Put32(icv, seqHi[i]);
+    }
+    status[i] = kPending;
+    NewJob(m, false, h, p, 8 + ivLen_, cbc ? len : 0, iv, hashLen, t.tags[s], tagLen_, i);
+    submitted++;
+    SubmitJob(m, done);
+  }
+  FlushJobs(m, done);
+  if (refused != 0) {  // re-encrypt the refused packets: they are left as received
+    uint32_t resubmitted = 0, reReturned = 0;
+    auto reencrypted = [&](IMB_JOB* job) {
+      reReturned++;
+      status[JobUser(job)] = job->status == IMB_STATUS_COMPLETED ? kBadIcv : kCryptoError;
+    };
+    for (uint32_t i = 0; i < count; i++) {
+      if (status[i] != kRefused) continue;
+      uint8_t* iv = mem + espOff[i] + 8;
+      NewJob(m, true, iv + 16, iv + 16, 0, encLen[i], iv, 0, nullptr, 0, i);
+      resubmitted++;
+      SubmitJob(m, reencrypted);
+    }
+    FlushJobs(m, reencrypted);
+    if (reReturned != resubmitted) returned = ~submitted;  // never seen: swept below
+  }
+  if (returned != submitted)  // a job not handed back: never seen
+    for (uint32_t i = 0; i < count; i++)
+      if (status[i] == kPending || status[i] == kRefused) status[i] = kCryptoError;
 }
 
 bool Sa::RawGcm(bool encrypt, const uint8_t iv8[8], const uint8_t* aad, size_t aadLen, uint8_t* data, size_t len,
                 uint8_t* tag) {
   if (cipher_ != Cipher::kAesGcm || len > kMaxEncLen || aadLen > kMaxEncLen) return false;
-  return encrypt ? GcmSeal(iv8, aad, aadLen, data, len, tag) : GcmOpen(iv8, aad, aadLen, data, len, tag) == 1;
+  IMB_MGR* m = Mgr();
+  return encrypt ? GcmSeal(m, iv8, aad, aadLen, data, len, tag) : GcmOpen(m, iv8, aad, aadLen, data, len, tag) == 1;
 }
 
 bool Sa::RawCbc(bool encrypt, const uint8_t iv[16], uint8_t* data, size_t len) {
   if (cipher_ != Cipher::kAesCbc || len % 16 != 0 || len > kMaxEncLen) return false;
   if (len == 0) return true;
-  if (!MbFits(len, 0)) return encrypt ? CbcEncrypt(iv, data, len) : CbcDecrypt(iv, data, len);
+  if (!MbFits(len, 0, false)) return encrypt ? CbcEncrypt(iv, data, len) : CbcDecrypt(iv, data, len);
   // Same job as the burst path.
   IMB_MGR* m = Mgr();
   bool ok = false;
+  unsigned returned = 0;
   auto done = [&](IMB_JOB* job) {
     ok = job->status == IMB_STATUS_COMPLETED;
-    slot_[0] = kSlotIdle;
+    returned++;
   };
-  NewJob(m, encrypt, data, data, 0, len, iv, 0, 0);
-  SubmitJob(m, done);
+  NewJob(m, encrypt, data, data, 0, len, iv, 0, nullptr, 0, 0);
+  SubmitJob(m, done, true);
   FlushJobs(m, done);
-  return ok && slot_[0] == kSlotIdle;
+  return ok && returned == 1;
 }
 
 bool Sa::RawHmac(const uint8_t* data, size_t len, uint8_t* out) {
@@ -655,17 +717,18 @@ bool Sa::RawHmac(const uint8_t* data, size_t len, uint8_t* out) {
     hmac_.Mac(data, len, nullptr, 0, out);
     return true;
   }
-  IMB_MGR* m = Mgr();
+  ThreadMb& t = Tls();
   bool ok = false;
+  unsigned returned = 0;
   auto done = [&](IMB_JOB* job) {
     ok = job->status == IMB_STATUS_COMPLETED;
-    slot_[0] = kSlotIdle;
+    returned++;
   };
-  NewJob(m, true, data, const_cast<uint8_t*>(data), 0, 0, nullptr, len, 0);
-  SubmitJob(m, done);
-  FlushJobs(m, done);
-  if (!ok || slot_[0] != kSlotIdle) return false;
-  memcpy(out, tags_[0], hmac_.DigestLen());
+  NewJob(t.m, true, data, const_cast<uint8_t*>(data), 0, 0, nullptr, len, t.tags[0], hmac_.DigestLen(), 0);
+  SubmitJob(t.m, done, true);
+  FlushJobs(t.m, done);
+  if (!ok || returned != 1) return false;
+  memcpy(out, t.tags[0], hmac_.DigestLen());
   return true;
 }
 

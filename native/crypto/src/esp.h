@@ -6,9 +6,9 @@
 // syscall, no key derivation per packet. One Sa is used by one thread at a time (the contexts hold per-packet state).
 //
 // Libraries: AES-GCM, AES-CBC and HMAC-SHA1/256/512 run on intel-ipsec-mb 1.3 (GCM through its direct API per packet,
-// CBC / HMAC through its multi-buffer job API, a chunk of up to kIvChunk packets in flight at once), with one IMB_MGR
-// per thread. OpenSSL gives the randomness, the CBC IV generator (AES-128-CTR), CRYPTO_memcmp / OPENSSL_cleanse, and
-// the CBC / HMAC of the rare packets the job API refuses (more than kMbMaxLen bytes to hash or to CBC-encrypt).
+// CBC / HMAC through its multi-buffer job API: one chained job per packet, the whole burst in flight, one flush per
+// burst), with one IMB_MGR per thread. OpenSSL gives the randomness, CRYPTO_memcmp / OPENSSL_cleanse, and the CBC /
+// HMAC of the rare packets the job API refuses (more than kMbMaxLen bytes to hash or to CBC-encrypt).
 
 #pragma once
 
@@ -74,7 +74,6 @@ class HmacKey {
 
 class Sa {
  public:
-  static constexpr unsigned kIvChunk = 64;  // CBC IVs generated per EVP call = packets per job-API chunk
   static constexpr size_t kMbMaxLen = 65534;  // longest hash / CBC-encrypt input intel-ipsec-mb's job API takes
 
   // nullptr and a message (never containing key material) when the spec cannot be used.
@@ -107,19 +106,24 @@ class Sa {
 
  private:
   Sa() = default;
-  bool GcmSeal(const uint8_t iv8[8], const uint8_t* aad, size_t aadLen, uint8_t* p, size_t len, uint8_t* tag);
+  bool GcmSeal(IMB_MGR* m, const uint8_t iv8[8], const uint8_t* aad, size_t aadLen, uint8_t* p, size_t len,
+               uint8_t* tag);
   // 1 ok, 0 bad tag (p restored to the ciphertext), -1 OpenSSL error.
-  int GcmOpen(const uint8_t iv8[8], const uint8_t* aad, size_t aadLen, uint8_t* p, size_t len, const uint8_t* tag);
+  int GcmOpen(IMB_MGR* m, const uint8_t iv8[8], const uint8_t* aad, size_t aadLen, uint8_t* p, size_t len,
+              const uint8_t* tag);
   // OpenSSL EVP CBC: only for what the job API refuses (see kMbMaxLen).
   bool CbcEncrypt(const uint8_t iv[16], uint8_t* p, size_t len);
   bool CbcDecrypt(const uint8_t iv[16], uint8_t* p, size_t len);
-  bool NextIvs(uint8_t* out, size_t n);  // n IVs of 16 bytes from the per-SA generator
-  // True when intel-ipsec-mb's job API takes a packet of this encLen (hashLen: bytes to authenticate, 0 if none).
-  bool MbFits(size_t encLen, size_t hashLen) const;
+  // Writes the next IV nonce (a per-SA 128-bit counter from a random start) into iv[0..16) (see EncryptBurst).
+  void NextNonce(uint8_t* iv);
+  // True when intel-ipsec-mb's job API takes a packet of this encLen (hashLen: bytes to authenticate, 0 if none;
+  // encrypt: CBC runs over the IV block too).
+  bool MbFits(size_t encLen, size_t hashLen, bool encrypt) const;
   // Gets a job from the manager and fills it: CBC over src[cipherOff, +cipherLen) into dst (cipherLen 0: NULL
-  // cipher), HMAC over src[0, hashLen) into tags_[slot] (hashLen 0: no hash). Then SubmitJob() (esp.cc).
+  // cipher), HMAC over src[0, hashLen) into tag (tagLen bytes: the job API's "IPsec" or full length; hashLen 0: no
+  // hash). user: the job's user_data (the packet's index). Then SubmitJob() (esp.cc).
   IMB_JOB* NewJob(IMB_MGR* m, bool encrypt, const uint8_t* src, uint8_t* dst, size_t cipherOff, size_t cipherLen,
-                  const uint8_t* iv, size_t hashLen, unsigned slot);
+                  const uint8_t* iv, size_t hashLen, uint8_t* tag, unsigned tagLen, uint32_t user);
 
   Cipher cipher_ = Cipher::kNull;
   Auth auth_ = Auth::kNone;
@@ -128,24 +132,22 @@ class Sa {
   uint32_t ivMaskHi_ = 0, ivMaskLo_ = 0;  // GCM: explicit IV = sequence number XOR this random per-SA mask (Linux seqiv)
   EVP_CIPHER_CTX* enc_ = nullptr;  // GCM / CBC, keyed once
   EVP_CIPHER_CTX* dec_ = nullptr;
-  EVP_CIPHER_CTX* ivGen_ = nullptr;  // CBC: AES-128-CTR keystream under a random key = unpredictable IVs
   HmacKey hmac_;
-  uint8_t ivBuf_[kIvChunk * 16];
+  uint64_t ivNonce_[2] = {0, 0};  // CBC: the next IV nonce (random start), IV = E_K(nonce)
   // intel-ipsec-mb GCM key (expanded keys + GHASH table), 64-byte aligned
   struct gcm_key_data* gkey_ = nullptr;
   unsigned gKeyLen_ = 0;
   // intel-ipsec-mb job API (CBC / HMAC), computed once per SA: AES round keys (encryption and decryption schedules,
-  // up to 15 x 16 bytes), the HMAC ipad/opad states (hash state after one block of key ^ 0x36 / 0x5c), the full
-  // HMACs of the chunk in flight, and the per-slot state of the chunk.
+  // up to 15 x 16 bytes), the HMAC ipad/opad states (hash state after one block of key ^ 0x36 / 0x5c). The HMACs of
+  // the jobs in flight go to a per-thread scratch ring (esp.cc), or straight into the packet (encrypt, see tagLen_).
   alignas(64) uint8_t encKeys_[16 * 15];
   alignas(64) uint8_t decKeys_[16 * 15];
   alignas(64) uint8_t ipad_[64];
   alignas(64) uint8_t opad_[64];
-  alignas(64) uint8_t tags_[kIvChunk][64];
-  uint8_t slot_[kIvChunk] = {};  // see esp.cc (kSlot*)
-  uint8_t savedIcv_[kIvChunk][4] = {};  // ESN, decrypt: the received ICV bytes that seqHi replaces while hashing
   unsigned cbcKeyLen_ = 0;
   IMB_HASH_ALG hashAlg_ = IMB_AUTH_NULL;
+  unsigned tagLen_ = 0;      // HMAC length asked of the job API: icvLen_ when it is the "IPsec" or full length, else full
+  bool tagDirect_ = false;   // encrypt: tagLen_ == icvLen_, the job writes the ICV into the packet itself
 };
 
 }  // namespace lfpcrypto
