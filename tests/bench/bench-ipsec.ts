@@ -20,7 +20,8 @@
 //
 // Environment: FP_CPU (1), SIZES (64,512,1400), ALGS (gcm,cbc), PARTS (fp,openssl,dpdk), POINT_MS (1500: time of
 // one fast-path figure, split into ROUNDS (3) rounds; the median round is reported), TEMPLATES (1024: prepared
-// frames per point), OPENSSL_S (1: seconds per openssl speed figure), DPDK_S (1.2: wall-clock seconds per DPDK figure).
+// frames per point), OPENSSL_S (1: seconds per openssl speed figure), DPDK_S (1.2: wall-clock seconds per DPDK figure),
+// DPDK_BURSTS (32,256: dpdk-test-crypto-perf burst sizes tried; the best per buffer size is the reference).
 import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -37,6 +38,7 @@ const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const TEMPLATES = Number(process.env.TEMPLATES ?? 1024);
 const OPENSSL_S = Math.max(1, Math.round(Number(process.env.OPENSSL_S ?? 1))); // openssl speed takes whole seconds
 const DPDK_S = Number(process.env.DPDK_S ?? 1.2);
+const DPDK_BURSTS = (process.env.DPDK_BURSTS ?? '32,256').split(',').map(Number);
 const GOAL = 0.7, GOAL_SIZE = 1400;
 const NCPU = os.cpus().length;
 
@@ -147,7 +149,7 @@ async function main(): Promise<void> {
     else {
       log('dpdk-test-crypto-perf (crypto_aesni_gcm, crypto_aesni_mb) ...');
       const run = (k: keyof typeof DPDK_CONFIGS, alg: Alg): Promise<Map<number, RawFigure | RawError>> =>
-        dpdkPerf(DPDK_CONFIGS[k], SIZES.map((s) => rawSize(alg, s)), FP_CPU, NCPU, DPDK_S);
+        dpdkPerf(DPDK_CONFIGS[k], SIZES.map((s) => rawSize(alg, s)), FP_CPU, NCPU, DPDK_S, undefined, DPDK_BURSTS);
       if (ALGS.includes('gcm')) {
         const ge = await run('gcmEncAesniGcm', 'gcm'), gd = await run('gcmDecAesniGcm', 'gcm');
         const me = await run('gcmEncAesniMb', 'gcm'), md = await run('gcmDecAesniMb', 'gcm');
