@@ -238,15 +238,16 @@ export class FibResolver {
   }
 
   /**
-   * Keeps the answer of the last resolve4 (FOUND, through a plan: the caller checked !needsFlow(vrf, 4)) for the
-   * packet whose frame starts at `off`: returns its ticket (0 .. HANDOVER_SLOTS-1) for reuse4.
+   * Keeps the answer of the last resolve4 (FOUND, through a plan: the caller checked !needsFlow(vrf, 4)), or the
+   * value / type of such an answer of this vector, for the packet whose frame starts at `off`: returns its ticket
+   * (0 .. HANDOVER_SLOTS-1) for reuse4.
    */
-  keep4(off: number): number {
+  keep4(off: number, value = this.value, type = this.type): number {
     const k = this.hoNext;
     this.hoNext = (k + 1) & (HANDOVER_SLOTS - 1);
     this.hoOff[k] = off;
-    this.hoValue[k] = this.value;
-    this.hoType[k] = this.type;
+    this.hoValue[k] = value;
+    this.hoType[k] = type;
     this.hoGen[k] = this.gen | 0;
     return k;
   }

@@ -124,7 +124,7 @@ export class Graph {
       const ips = this.ipsec = new IpsecState(opts.shm, this.stats.sa);
       const enc = this.espEncrypt = new EspEncryptNode(ctx, ips, this.fib, this.adjacency);
       const dec = this.espDecrypt = new EspDecryptNode(ctx, ips, this.fib);
-      enc.rewrite4 = v4rw; enc.rewrite6 = v6rw; enc.exception = exc; enc.drop = drop;
+      enc.rewrite4 = v4rw; enc.rewrite6 = v6rw; enc.tx = tx; enc.exception = exc; enc.drop = drop;
       enc.fragMode = fm;
       const fr = new Ipv4FragmentNode(ctx);
       fr.tx = enc.fragmentSink(); fr.drop = drop;
@@ -133,6 +133,7 @@ export class Graph {
       fr6.tx = enc.fragment6Sink(); fr6.drop = drop;
       enc.fragmenter6 = fr6;
       dec.input4 = v4in; dec.input6 = v6in; dec.exception = exc; dec.drop = drop;
+      dec.rewrite4 = v4rw; dec.encrypt = enc;
       dec.transportDecrypt = opts.ipsecTransportDecrypt === true || opts.ipsecLocalDecrypt === true;
       dec.localDeliver = opts.ipsecLocalDecrypt === true;
       v4lk.localInCheck = v6lk.localInCheck = opts.ipsecLocalDecrypt === true;

@@ -143,6 +143,17 @@ export class IpsecState {
   /** Out transport: candidate SA entry indices cand[pCandStart[k] .. + pCandCount[k]). */
   pCandStart = new Int32Array(0);
   pCandCount = new Int32Array(0);
+  /**
+   * In / fwd policies: 1 when no 'out' policy of the same VRF and family can match a packet this one matches (their
+   * selectors are disjoint: addresses, protocol or ports), so that a packet decrypted under it needs no SPD 'out'
+   * lookup (esp-decrypt forward4); 0 otherwise, and for out policies.
+   */
+  pOutDisjoint: Int8Array = new Int8Array(0);
+  /**
+   * Out policies: 1 when no 'fwd' policy of the same VRF and family can match a packet this one matches, so that a
+   * clear packet it matches needs no clear-text ('fwd') lookup (esp-encrypt); 0 otherwise, and for in / fwd policies.
+   */
+  pFwdDisjoint: Int8Array = new Int8Array(0);
   cand = new Int32Array(0);
 
   // ---- SAD cache, per SA entry index ----
@@ -451,6 +462,12 @@ export class IpsecState {
     const ds = this.dirStart;
     for (let d = 0; d <= 3; d++) { let k = 0; while (k < n && this.pDir[k] < d) k++; ds[d] = k; }
     this.npol = n; this.npol4 = n4; this.npol6 = n6; this.npolIn = nin;
+    const out = new Int8Array(n), fwd = new Int8Array(n), o0 = ds[DIR_OUT], o1 = ds[DIR_OUT + 1];
+    disjoint(this, out, 0, o0, o0, o1); // in
+    disjoint(this, out, o1, n, o0, o1); // fwd
+    disjoint(this, fwd, o0, o1, ds[DIR_FWD], ds[DIR_FWD + 1]);
+    this.pOutDisjoint = out;
+    this.pFwdDisjoint = fwd;
     return true;
   }
 
@@ -628,6 +645,34 @@ export class IpsecState {
     ring[b >>> 5] |= 1 << (b & 31);
   }
 }
+
+/**
+ * r[k] for policies k in [k0, k1): 1 when the selector of no policy in [t0, t1) (another direction) of k's VRF and
+ * family meets k's (some packet could match both), else 0 (IpsecState.pOutDisjoint / pFwdDisjoint). Left 0 (no
+ * shortcut) when that would take more than DISJOINT_MAX pair checks (a rebuild stays cheap).
+ */
+function disjoint(s: IpsecState, r: Int8Array, k0: number, k1: number, t0: number, t1: number): void {
+  if ((k1 - k0) * (t1 - t0) > DISJOINT_MAX) return;
+  const sa = s.pSaddr, sm = s.pSmask, da = s.pDaddr, dm = s.pDmask;
+  for (let k = k0; k < k1; k++) {
+    let d = 1;
+    for (let o = t0; o < t1 && d === 1; o++) {
+      if (s.pVrf[o] !== s.pVrf[k] || s.pFam[o] !== s.pFam[k] || s.pProto[o] === -2) continue; // cannot match its packets
+      const pk = s.pProto[k], po = s.pProto[o];
+      if (pk !== 0 && po !== 0 && pk !== po) continue;
+      if (((s.pSport[k] ^ s.pSport[o]) & s.pSportMask[k] & s.pSportMask[o]) !== 0) continue;
+      if (((s.pDport[k] ^ s.pDport[o]) & s.pDportMask[k] & s.pDportMask[o]) !== 0) continue;
+      let meet = true; // both prefixes of o intersect k's: some packet may match both
+      for (let j = 0; j < 4 && meet; j++) {
+        const q = k * 4 + j, p = o * 4 + j;
+        if (((sa[q] ^ sa[p]) & sm[q] & sm[p]) !== 0 || ((da[q] ^ da[p]) & dm[q] & dm[p]) !== 0) meet = false;
+      }
+      if (meet) d = 0;
+    }
+    r[k] = d;
+  }
+}
+const DISJOINT_MAX = 4_000_000;
 
 /** What makes two SA entries the same SA (its sequence state and counters carry over): identity and keys. */
 /** SA_C_IDENT of an identity: the first 32 bits of its SHA-256 (the keys cannot be told from it), never 0. */

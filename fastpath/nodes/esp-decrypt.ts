@@ -27,6 +27,13 @@
 //   aux AUX_DECRYPTED (no clear-text policy drop for it; it may be encrypted again), and for IPv4 the
 //   FIB answer forThisHost found for its destination (AUX_FIB | FibResolver.keep4 ticket: ipv4-lookup
 //   uses it instead of resolving again, fastpath/fib.ts reuse4).
+//   Except (forward4): a routed inner IPv4 packet (unicast route, not a fragment) whose destination
+//   forThisHost resolved through a rule plan -- with localDeliver too, where it is resolved for this only and a
+//   packet for this host goes on to ipv4-input -- is checked here as ipv4-input would (ipv4Verdict: same
+//   reasons), given its next hop as ipv4-lookup would, and handed to ipv4-rewrite, or to esp-encrypt when an
+//   'out' policy may apply to it (IpsecState.pOutDisjoint of the in policy it matched, else
+//   EspEncryptNode.leavesClear4) or esp-encrypt holds packets. Order: once an inner IPv4 packet of a run went
+//   to ipv4-input (or packets wait there), the later ones follow it.
 // Local delivery: a decrypted packet for this host could only go to Linux in clear, and Linux's own
 // 'in' policy check drops clear text that a policy requires to be ESP. So transport mode ESP (always
 // for this host) goes to Linux undecrypted ('ipsec-local') unless the graph sets transportDecrypt
@@ -45,6 +52,7 @@ import { NOT_FOUND } from '../../shared-mem/reader';
 import * as crypto from '../../native/crypto';
 import { csumUpdate16, ipv4SetChecksum } from '../checksum';
 import { ETH_HLEN, rd32, type FpContext } from '../context';
+import { flowHash4, hasPorts } from '../hash';
 import { GraphNode } from '../graph-node';
 import {
   ACT_ALLOW, DIR_FWD, DIR_IN, IPPROTO_ESP, MODE_TRANSPORT, MODE_TUNNEL, POL_NONE, SA_BUSY, SA_C_AUTH, SA_C_BYTES, SA_C_ERRORS,
@@ -52,12 +60,13 @@ import {
 } from '../ipsec';
 import { X_SHM_BUSY } from '../route';
 import { FOUND, type FibResolver } from '../fib';
-import { RTN_ANYCAST, RTN_BROADCAST, RTN_LOCAL, RTN_MULTICAST } from '../route-types';
+import { FIB_GROUP, FIB_INDEX_MASK, RTN_ANYCAST, RTN_BROADCAST, RTN_LOCAL, RTN_MULTICAST, RTN_UNICAST } from '../route-types';
 import { VEC, vmove, vpush, vswap, Vector } from '../vector';
 import type { DropNode } from './drop';
-import { AUX_DECRYPTED, AUX_FIB } from './esp-encrypt';
+import { AUX_DECRYPTED, AUX_FIB, type EspEncryptNode } from './esp-encrypt';
 import type { ExceptionNode } from './exception';
-import type { Ipv4InputNode } from './ipv4-input';
+import { V4_DROP, V4_OK, ipv4Verdict, type Ipv4InputNode } from './ipv4-input';
+import type { Ipv4RewriteNode } from './ipv4-rewrite';
 import type { Ipv6InputNode } from './ipv6-input';
 
 const X_UNSUPPORTED = exceptionReason('ipsec-unsupported');
@@ -92,8 +101,15 @@ export class EspDecryptNode extends GraphNode {
   private readonly fib: FibResolver;
   /** Decrypt transport-mode ESP too (default false: Linux gets it undecrypted, 'ipsec-local'). */
   transportDecrypt = false;
-  /** forThisHost's hand-over of the inner packet's FIB answer (aux bits for ipv4-input, AUX_FIB | ticket), or 0. */
+  /**
+   * forThisHost: AUX_FIB when it resolved the inner IPv4 destination through a plan (no flow key) and it is not for
+   * this host (the answer: fVal / fType), else 0.
+   */
   private ticket = 0;
+  private fVal = 0;
+  private fType = 0;
+  /** decapTunnel: the in / fwd policy the inner packet matched (forward4: IpsecState.pOutDisjoint). */
+  private inPol = 0;
   /**
    * GraphOptions.ipsecLocalDecrypt (Linux trusts the DPVIs): tunnel-mode inner packets for this host go on
    * decrypted (ipv4/6-input -> lookup -> 'local' to Linux) instead of being re-encrypted for Linux.
@@ -101,6 +117,9 @@ export class EspDecryptNode extends GraphNode {
   localDeliver = false;
   input4!: Ipv4InputNode;
   input6!: Ipv6InputNode;
+  /** Where forward4 hands the routed inner IPv4 packets it checked itself (ipv4-lookup's next nodes). */
+  rewrite4!: Ipv4RewriteNode;
+  encrypt: EspEncryptNode | null = null;
   exception!: ExceptionNode;
   drop!: DropNode;
 
@@ -230,6 +249,9 @@ export class EspDecryptNode extends GraphNode {
     // pass 3: replay update, trailer, decapsulation, inner policy, hand over (in order); packets / bytes counted
     // per run of packets of one SA (aS: that SA, aP / aB: its packets / bytes not yet added)
     let aS = -1, aP = 0, aB = 0;
+    // an inner IPv4 packet went to ipv4-input (or some wait there): the later ones follow it (order kept), none is
+    // handed on by forward4
+    let slow4 = this.input4.input.n !== 0;
     for (let i = 0; i < w.n; i++) {
       const s = pSa[i];
       if (s < 0) continue;
@@ -249,11 +271,19 @@ export class EspDecryptNode extends GraphNode {
       const padLen = m[p + el - 2], nh = m[p + el - 1];
       const innerLen = el - 2 - padLen;
       this.ticket = 0;
-      if (!this.localDeliver && innerLen >= 0 && ips.saMode[s] === MODE_TUNNEL && this.forThisHost(w.port[i], p, innerLen, nh)) {
-        // for Linux: the ESP packet as received (re-encrypted in place), Linux decrypts it
-        if (this.reencrypt(s, e, el, seqHi[i])) exc.add(w, i, X_LOCAL);
-        else { drop.add(w, i, D_CRYPTO); cnt[cb + SA_C_ERRORS]++; }
-        continue;
+      if (innerLen >= 0 && ips.saMode[s] === MODE_TUNNEL) {
+        if (!this.localDeliver) {
+          if (this.forThisHost(w.port[i], p, innerLen, nh)) {
+            // for Linux: the ESP packet as received (re-encrypted in place), Linux decrypts it
+            if (this.reencrypt(s, e, el, seqHi[i])) exc.add(w, i, X_LOCAL);
+            else { drop.add(w, i, D_CRYPTO); cnt[cb + SA_C_ERRORS]++; }
+            continue;
+          }
+        } else if (nh === 4) {
+          // delivered decrypted: only the answer for a routed IPv4 packet (forward4); one for this host goes on to
+          // ipv4-input / ipv4-lookup ('local')
+          this.forThisHost(w.port[i], p, innerLen, nh);
+        }
       }
       ips.replayUpdate(s, seqHi[i] | 0, sn);
       if (innerLen < 0) { drop.add(w, i, D_TRUNCATED); cnt[cb + SA_C_ERRORS]++; continue; }
@@ -267,9 +297,13 @@ export class EspDecryptNode extends GraphNode {
       aB += innerLen; // as Linux: without ESP padding and trailer
       const f = w.off[i]; // the inner frame (decap* moved it)
       if ((m[f + ETH_HLEN] >>> 4) === 4) {
+        const fib = this.ticket !== 0;
+        if (fib && !slow4 && this.forward4(w, i)) continue;
+        slow4 = true;
         const q = this.input4.input;
         if (q.n === VEC) this.input4.run();
-        vpush(q, w.mbuf[i], f, w.len[i], w.port[i], AUX_DECRYPTED | this.ticket); // int32 (stored as uint32)
+        // with forThisHost's answer for ipv4-lookup (a FibResolver.keep4 ticket) when there is one
+        vpush(q, w.mbuf[i], f, w.len[i], w.port[i], fib ? AUX_DECRYPTED | AUX_FIB | this.fib.keep4(f, this.fVal, this.fType) : AUX_DECRYPTED); // int32 (stored as uint32)
       } else {
         const q = this.input6.input;
         if (q.n === VEC) this.input6.run();
@@ -278,6 +312,42 @@ export class EspDecryptNode extends GraphNode {
     }
     if (aS >= 0) { cnt[aS * SA_STRIDE + SA_C_PACKETS] += aP; cnt[aS * SA_STRIDE + SA_C_BYTES] += aB; }
     w.n = 0;
+  }
+
+  /**
+   * Routed inner IPv4 packet i of w (tunnel mode, decapsulated; forThisHost's answer for its destination in fVal /
+   * fType) handed on without ipv4-input and ipv4-lookup: their checks made here (ipv4Verdict: same drop / exception
+   * reasons), the next hop (ECMP member by the flow hash, as ipv4-lookup), then esp-encrypt when an 'out' policy
+   * may apply (or packets wait there: order kept), else ipv4-rewrite. False (nothing done): a fragment or a route
+   * that is not unicast, for ipv4-input / ipv4-lookup.
+   */
+  private forward4(w: Vector, i: number): boolean {
+    const m = this.ctx.mem, o = w.off[i] + ETH_HLEN;
+    const r = ipv4Verdict(m, this.ctx.mem16, o, w.len[i] - ETH_HLEN);
+    if (r !== V4_OK) {
+      if (r >= V4_DROP) this.drop.add(w, i, r & (V4_DROP - 1)); else this.exception.add(w, i, r);
+      return true;
+    }
+    if (((m[o + 6] & 0x3f) | m[o + 7]) !== 0 || this.fType !== RTN_UNICAST) return false;
+    const val = this.fVal;
+    let nh = val & FIB_INDEX_MASK;
+    if ((val >>> 30) === FIB_GROUP) {
+      const proto = m[o + 9];
+      nh = this.ctx.shm.groupSelect(nh, flowHash4(rd32(m, o + 12), rd32(m, o + 16), proto,
+        hasPorts(proto) && ((m[o + 2] << 8) | m[o + 3]) >= 24 ? rd32(m, o + 20) : 0));
+      if (nh < 0) { this.exception.add(w, i, X_SHM_BUSY); return true; }
+    }
+    // SPD 'out': not when no out policy can match a packet of the in policy it matched (pOutDisjoint)
+    const enc = this.encrypt;
+    if (enc !== null && enc.spdActive(4) &&
+      (enc.input.n !== 0 || (this.ipsec.pOutDisjoint[this.inPol] === 0 && !enc.leavesClear4(this.ctx.portVrf[w.port[i]], m, o)))) {
+      enc.add(w, i, nh | AUX_DECRYPTED);
+      return true;
+    }
+    const r4 = this.rewrite4, q = r4.input;
+    if (q.n === VEC) r4.run();
+    vmove(q, w, i, nh);
+    return true;
   }
 
   /**
@@ -309,7 +379,8 @@ export class EspDecryptNode extends GraphNode {
 
   /**
    * True when the tunnel-mode inner packet at m[p .. p+len) (next header nh) is for this host (FIB of the input port's
-   * VRF). Sets `ticket` (AUX_FIB | a FibResolver.keep4 ticket, else 0): the IPv4 answer, for ipv4-lookup.
+   * VRF). Sets `ticket` (AUX_FIB, else 0) and fVal / fType: the answer for a routed IPv4 packet (forward4, or
+   * ipv4-lookup through a FibResolver.keep4 ticket).
    */
   private forThisHost(port: number, p: number, len: number, nh: number): boolean {
     const m = this.ctx.mem, fib = this.fib, vrf = this.ctx.portVrf[port];
@@ -327,8 +398,10 @@ export class EspDecryptNode extends GraphNode {
       if (res === FOUND && !flow) {
         const t = fib.type;
         if (t === RTN_LOCAL || t === RTN_BROADCAST || t === RTN_MULTICAST || t === RTN_ANYCAST) return true;
-        // not for this host: the answer (of the destination alone) goes with the packet to ipv4-lookup
-        this.ticket = AUX_FIB | fib.keep4(p - ETH_HLEN);
+        // not for this host: the answer (of the destination alone) goes with the packet (forward4, or ipv4-lookup)
+        this.ticket = AUX_FIB;
+        this.fVal = fib.value;
+        this.fType = t;
         return false;
       }
     } else if (nh === 41 && len >= 40 && (m[p] >>> 4) === 6) {
@@ -391,6 +464,7 @@ export class EspDecryptNode extends GraphNode {
       if (k === POL_NONE) k = ips.matchPolicy6(vrf, DIR_FWD, m, p, proto, ports);
     }
     if (!this.policyOk(k, s, MODE_TUNNEL)) return -1;
+    this.inPol = k;
     // ECN (Linux ipip_ecn_decapsulate / ipip6_ecn_decapsulate): outer CE -> inner CE when ECT; DSCP with DECAP_DSCP
     const dscp = (ips.saFlags[s] & XFRM_STATE_DECAP_DSCP) !== 0;
     const ce = (otc & 3) === 3;

@@ -4,7 +4,8 @@
 //   Clear-text check first (Linux's forward policy check): a packet that the fast path did not decrypt
 //   and that matches a 'fwd' policy of the input port's VRF -> block: drop 'ipsec-block'; allow with a
 //   non-optional ESP template: drop 'ipsec-clear-in' (Linux: XfrmInTmplMismatch); unsupported
-//   policy: exception 'ipsec-unsupported'.
+//   policy: exception 'ipsec-unsupported'. (Not looked up when the packet's 'out' policy can meet no fwd
+//   policy: IpsecState.pFwdDisjoint.)
 //   Then SPD 'out' (fastpath/ipsec.ts): no policy / allow without template -> ipv4-rewrite /
 //   ipv6-rewrite unchanged (aux = next hop); block -> drop 'ipsec-block'; a policy or SA the fast
 //   path cannot apply -> exception 'ipsec-unsupported'; no usable SA -> exception 'no-sa' (Linux
@@ -21,7 +22,10 @@
 //   from the SA. The outer destination is routed here (FIB of the input port's VRF, once per SA per
 //   vector), its next hop and neighbour checked (-> their exception reasons, or 'esp-outer-route' when
 //   the FIB has no unicast route): the ESP packet then goes straight to the rewrite node of the outer
-//   family (aux = outer next hop).
+//   family (aux = outer next hop). An IPv4 ESP packet that fits the MTU is built ready to send instead
+//   (the outer neighbour's and egress port's MACs, kept per SA with its outer route; TTL 64) and goes to
+//   port-tx (aux = egress port; 'forwarded' counted here), unless a packet of the batch went to a rewrite
+//   node before it or packets wait in ipv4-rewrite (then ipv4-rewrite, TTL 65: order kept).
 // Transport mode (RFC 4303 §3.1.1), IPv4 and IPv6 (SA addresses = the packet's, see ipsec.ts): the
 //   IP header moves to the front, ESP [+ UDP] is inserted after it, protocol / next header 50 (17),
 //   lengths and the IPv4 checksum fixed; trailer next header = the original protocol. The packet
@@ -43,7 +47,7 @@
 // Room: up to 40 + 8 + 8 + 16 bytes of headroom before the frame (rx buffers have 128) and the
 // trailer + ICV within the buffer ('esp-no-room' otherwise).
 
-import { dropReason, exceptionReason } from '../../shared-mem/stats';
+import { C_FORWARDED, PORT_STRIDE, dropReason, exceptionReason } from '../../shared-mem/stats';
 import * as crypto from '../../native/crypto';
 import { GW_NONE, GW_V4, GW_V6, type Adjacency } from '../adjacency';
 import { ETH_HLEN, type FpContext } from '../context';
@@ -105,6 +109,11 @@ class Batch {
   readonly seqHi = new Uint32Array(VEC);
   /** IPv6 ESP packet longer than the egress MTU (after-encrypt): that MTU (-> ipv6-fragment before the rewrite); 0 otherwise. */
   readonly fmtu = new Uint32Array(VEC);
+  /**
+   * Pass 1: 1 for a tunnel-mode packet whose ESP packet fits the MTU; finish: 1 when it is built ready to send (IPv4
+   * outer; -> port-tx, not ipv4-rewrite).
+   */
+  readonly direct = new Uint8Array(VEC);
 }
 
 /** Receives the fragments of ipv4-fragment (before-encrypt mode) in place of port-tx. */
@@ -137,6 +146,9 @@ export class EspEncryptNode extends GraphNode {
   private readonly rStamp: Uint32Array;
   private readonly rNh: Int32Array;
   private readonly rMtu: Uint32Array;
+  /** Its egress port and Ethernet header words (destination MAC = the neighbour's, source MAC = the egress port's). */
+  private readonly rEgress: Int32Array;
+  private readonly rMac: Uint32Array;
   private readonly d6 = new Uint32Array(4);
   /** ctx.mem as a DataView: big-endian 16 / 32-bit header fields in one store each. */
   private readonly dv: DataView;
@@ -156,6 +168,8 @@ export class EspEncryptNode extends GraphNode {
   private f6batch: Batch | null = null;
   rewrite4!: Ipv4RewriteNode;
   rewrite6!: Ipv6RewriteNode;
+  /** IPv4 tunnel-mode ESP packets that fit go here directly (built with the rewrite node's work done: MACs, TTL 64). */
+  tx!: PortTxNode;
   exception!: ExceptionNode;
   drop!: DropNode;
 
@@ -169,6 +183,8 @@ export class EspEncryptNode extends GraphNode {
     this.rStamp = new Uint32Array(n);
     this.rNh = new Int32Array(n);
     this.rMtu = new Uint32Array(n);
+    this.rEgress = new Int32Array(n);
+    this.rMac = new Uint32Array(n * 3);
   }
 
   /** The sink to give the before-encrypt fragmenter as its `tx`. */
@@ -178,6 +194,18 @@ export class EspEncryptNode extends GraphNode {
 
   /** True when there is a policy of the family at all (the lookup nodes skip this node otherwise). */
   spdActive(family: number): boolean { return this.ipsec.hasPolicies(family); }
+
+  /**
+   * For esp-decrypt's routed inner IPv4 packets (decrypted: no clear-text check; not fragments; IPv4 header at m[o..]):
+   * true when no 'out' policy of `vrf` applies to it, or an allow bypass one -- pass 1 would hand it to ipv4-rewrite
+   * unchanged.
+   */
+  leavesClear4(vrf: number, m: Uint8Array, o: number): boolean {
+    const ips = this.ipsec, dv = this.dv;
+    const proto = m[o + 9], ports = ips.nportSel === 0 ? 0 : portsAt(m, o + ((m[o] & 15) << 2), o + ((m[o + 2] << 8) | m[o + 3]), proto);
+    const k = ips.matchPolicy4(vrf, DIR_OUT, dv.getInt32(o + 12), dv.getInt32(o + 16), proto, ports);
+    return k === POL_NONE || (ips.pBypass[k] === 1 && ips.pAction[k] === ACT_ALLOW);
+  }
 
   /** Packet i of v (routed; aux: next hop | AUX_DECRYPTED) for the SPD checks. */
   add(v: Vector, i: number, aux: number): void {
@@ -231,8 +259,11 @@ export class EspEncryptNode extends GraphNode {
       // fragments (ipv4-input's AUX_FRAGMENT) match selectors with ports 0, as in Linux (decode_session4); no
       // selector with ports: not read
       const ports = (aux & AUX_FRAGMENT) !== 0 || ips.nportSel === 0 ? 0 : portsAt(m, o + hl, o + tot, proto);
-      // clear text matching a fwd policy that requires ESP (Linux checks the fwd policy of forwarded packets)
-      if ((aux & AUX_DECRYPTED) === 0 && ips.npolIn > 0) {
+      const k = !ips.hasPolicies(fam) ? POL_NONE
+        : fam === 4 ? ips.matchPolicy4(vrf, DIR_OUT, src, dst, proto, ports) : ips.matchPolicy6(vrf, DIR_OUT, m, o, proto, ports);
+      // clear text matching a fwd policy that requires ESP (Linux checks the fwd policy of forwarded packets; its
+      // verdict comes first); not looked up when no fwd policy can match a packet of the out policy it matched
+      if ((aux & AUX_DECRYPTED) === 0 && ips.npolIn > 0 && (k === POL_NONE || ips.pFwdDisjoint[k] === 0)) {
         const f = fam === 4 ? ips.matchPolicy4(vrf, DIR_FWD, src, dst, proto, ports) : ips.matchPolicy6(vrf, DIR_FWD, m, o, proto, ports);
         if (f !== POL_NONE) {
           const act = ips.pAction[f];
@@ -241,8 +272,6 @@ export class EspEncryptNode extends GraphNode {
           if (ips.pBypass[f] === 0 && ips.pOptional[f] === 0) { drop.add(w, i, D_CLEAR_IN); continue; }
         }
       }
-      const k = !ips.hasPolicies(fam) ? POL_NONE
-        : fam === 4 ? ips.matchPolicy4(vrf, DIR_OUT, src, dst, proto, ports) : ips.matchPolicy6(vrf, DIR_OUT, m, o, proto, ports);
       if (k === POL_NONE || (ips.pBypass[k] === 1 && ips.pAction[k] === ACT_ALLOW)) { // -> rewrite
         if (held) { b.sa[i] = -2; b.nh[i] = nh; continue; }
         if (fam === 6) { const r6 = this.rewrite6, q6 = r6.input; if (q6.n === VEC) r6.run(); vmove(q6, w, i, nh); }
@@ -310,6 +339,7 @@ export class EspEncryptNode extends GraphNode {
           b.fmtu[i] = mtu; // the ESP packet is fragmented before ipv6-rewrite (finish)
         }
       }
+      b.direct[i] = tunnel && outerTot <= mtu ? 1 : 0;
       let seqOk: boolean;
       if (s === seqS) { seqOk = ips.nextSeqAgain(s) || ips.nextSeq(s); seqSync = true; } else {
         if (seqSync) { ips.syncSeq(seqS); seqSync = false; }
@@ -340,6 +370,7 @@ export class EspEncryptNode extends GraphNode {
     const s = wb.espOff[idx], j = vpush(v, mbuf, off, len, port, 0);
     f.sa[j] = -1;
     f.fmtu[j] = 0; // each fragment fits once encrypted
+    f.direct[j] = 1;
     if (!ips.nextSeq(s)) { this.drop.add(v, j, D_SEQ_OVERFLOW); ips.saCounters[s * SA_STRIDE + SA_C_ERRORS]++; return; }
     const o = off + ETH_HLEN, tot = (m[o + 2] << 8) | m[o + 3], bs = ips.saBlock[s];
     f.sa[j] = s;
@@ -357,13 +388,25 @@ export class EspEncryptNode extends GraphNode {
   private finish(b: Batch, from = 0, to = b.v.n): void {
     const m = this.ctx.mem, ips = this.ipsec, w = b.v, cnt = ips.saCounters;
     let nsas = 0, last = -1, nesp = 0;
+    // IPv4 tunnel-mode ESP packets that fit the MTU go to port-tx without ipv4-rewrite (built with its work done) as
+    // long as no packet waits for a rewrite node before them (order kept): none queued in ipv4-rewrite, none of this
+    // batch before them handed to one (clear, too big, transport mode, IPv6 outer)
+    let clear = this.rewrite4.input.n !== 0;
     // pass 2: build the packets
     for (let i = from; i < to; i++) {
       const s = b.sa[i];
-      if (s < 0) continue;
+      if (s < 0) { if (s === -2) clear = true; continue; }
       nesp++;
-      if (ips.saMode[s] === MODE_TUNNEL) this.buildTunnel(b, i, s, m);
-      else this.buildTransport(b, i, s, m);
+      if (ips.saMode[s] === MODE_TUNNEL) {
+        const d = b.direct[i] === 1 && !clear && ips.saFam[s] === 4 && b.nh[i] === this.rNh[s];
+        b.direct[i] = d ? 1 : 0;
+        if (!d) clear = true;
+        this.buildTunnel(b, i, s, m, d);
+      } else {
+        b.direct[i] = 0;
+        clear = true;
+        this.buildTransport(b, i, s, m);
+      }
       if (s === last) continue;
       last = s;
       let seen = false;
@@ -410,21 +453,29 @@ export class EspEncryptNode extends GraphNode {
       cnt[cb + SA_C_PACKETS] += n;
       cnt[cb + SA_C_BYTES] += bytes;
     }
-    // pass 4: hand over (in order)
-    const r4 = this.rewrite4, r6 = this.rewrite6, q4 = r4.input, q6 = r6.input;
+    // pass 4: hand over (in order); 'forwarded' counted for the packets sent directly (as ipv4-rewrite does), per
+    // run of packets of one input port
+    const r4 = this.rewrite4, r6 = this.rewrite6, q4 = r4.input, q6 = r6.input, tx = this.tx, c = this.ctx.counters;
+    let fport = -1, fwd = 0;
     for (let i = from; i < to; i++) {
       const s = b.sa[i];
       if (s === -2) {
         const six = (m[w.off[i] + ETH_HLEN] >>> 4) === 6;
         if (six) { if (q6.n === VEC) r6.run(); vmove(q6, w, i, b.nh[i]); } else { if (q4.n === VEC) r4.run(); vmove(q4, w, i, b.nh[i]); }
       } else if (s >= 0) {
-        if (b.fmtu[i] !== 0) this.fragment6(b, i); // its fragments -> ipv6-rewrite, in its place
+        if (b.direct[i] === 1) {
+          const port = w.port[i];
+          if (port !== fport) { if (fport >= 0) c[fport * PORT_STRIDE + C_FORWARDED] += fwd; fport = port; fwd = 0; }
+          fwd++;
+          tx.add(w.mbuf[i], w.off[i], w.len[i], port, this.rEgress[s]);
+        } else if (b.fmtu[i] !== 0) this.fragment6(b, i); // its fragments -> ipv6-rewrite, in its place
         else if (ips.saFam[s] === 6) { if (q6.n === VEC) r6.run(); vmove(q6, w, i, b.nh[i]); } else { if (q4.n === VEC) r4.run(); vmove(q4, w, i, b.nh[i]); }
       } else if (s === -4) {
         this.drop.add(w, i, D_CRYPTO);
       }
       // -1: already handed over; -3: fragmented (the original was freed by the fragmenter)
     }
+    if (fport >= 0) c[fport * PORT_STRIDE + C_FORWARDED] += fwd;
     if (to === w.n) w.n = 0;
   }
 
@@ -448,7 +499,8 @@ export class EspEncryptNode extends GraphNode {
     vpush(q6, mbuf, off, len, port, (this.f6batch as Batch).nh[idx]);
   }
 
-  private buildTunnel(b: Batch, i: number, s: number, m: Uint8Array): void {
+  /** direct: the packet goes to port-tx (final MACs, outer TTL 64), else to the rewrite node (received MACs, TTL 65). */
+  private buildTunnel(b: Batch, i: number, s: number, m: Uint8Array, direct: boolean): void {
     const ips = this.ipsec, w = b.v;
     const off = w.off[i], o = off + ETH_HLEN;
     const dv = this.dv;
@@ -488,7 +540,12 @@ export class EspEncryptNode extends GraphNode {
     // ESP header is written: that may begin before `off` (GCM: 2 bytes before) and overlap the received MACs (the
     // copy would take SPI bytes, and its load would wait for the SPI store to a line not yet in cache)
     const f = h - ETH_HLEN; // at least 28 bytes before off: no overlap
-    dv.setUint32(f, dv.getUint32(off)); dv.setUint32(f + 4, dv.getUint32(off + 4)); dv.setUint32(f + 8, dv.getUint32(off + 8));
+    if (direct) {
+      const r = this.rMac, k = s * 3;
+      dv.setUint32(f, r[k]); dv.setUint32(f + 4, r[k + 1]); dv.setUint32(f + 8, r[k + 2]);
+    } else {
+      dv.setUint32(f, dv.getUint32(off)); dv.setUint32(f + 4, dv.getUint32(off + 4)); dv.setUint32(f + 8, dv.getUint32(off + 8));
+    }
     dv.setUint16(f + 12, ofam === 4 ? 0x0800 : 0x86dd);
     // ESP header (SPI; the SN is written by the addon)
     dv.setUint32(e, ips.saSpi[s]);
@@ -499,15 +556,15 @@ export class EspEncryptNode extends GraphNode {
     if (ofam === 4) {
       olen = 20 + (encap ? 8 : 0) + espLen;
       const id = this.ipId; this.ipId = (id + 1) & 0xffff;
-      const sa = ips.saSrc[q], da = ips.saDst[q], ol = olen & 0xffff;
+      const sa = ips.saSrc[q], da = ips.saDst[q], ol = olen & 0xffff, ttl = direct ? 64 : 65;
       // header checksum from the field values (no second pass over the header)
-      let c = (0x4500 | otc) + ol + id + (df << 8) + ((65 << 8) | proto) + (sa >>> 16) + (sa & 0xffff) + (da >>> 16) + (da & 0xffff);
+      let c = (0x4500 | otc) + ol + id + (df << 8) + ((ttl << 8) | proto) + (sa >>> 16) + (sa & 0xffff) + (da >>> 16) + (da & 0xffff);
       c = (c & 0xffff) + (c >>> 16);
       c = (c & 0xffff) + (c >>> 16);
       c = ~c & 0xffff;
       dv.setUint32(h, 0x45000000 | (otc << 16) | ol); // version, IHL, TOS, total length
       dv.setUint32(h + 4, ((id << 16) | (df << 8)) >>> 0); // ID, flags (DF), fragment offset 0
-      dv.setUint32(h + 8, (65 << 24) | (proto << 16) | c); // TTL, protocol, checksum
+      dv.setUint32(h + 8, (ttl << 24) | (proto << 16) | c); // TTL, protocol, checksum
       dv.setInt32(h + 12, sa); dv.setInt32(h + 16, da);
     } else {
       olen = 40 + (encap ? 8 : 0) + espLen;
@@ -597,6 +654,12 @@ export class EspEncryptNode extends GraphNode {
     const nb = a.neighbour(t, nf, a0, a1, a2, a3);
     if (a.nbResult[nb] < 0) return a.nbResult[nb];
     this.rMtu[s] = a.nhMtu[t];
+    // what ipv4-rewrite would write (kept here: the adjacency caches may be reused before the packets are built)
+    this.rEgress[s] = e;
+    const d = a.nbMac, sm = a.nhSrcMac, p = nb * 6, r = t * 6, k = s * 3;
+    this.rMac[k] = ((d[p] << 24) | (d[p + 1] << 16) | (d[p + 2] << 8) | d[p + 3]) >>> 0;
+    this.rMac[k + 1] = ((d[p + 4] << 24) | (d[p + 5] << 16) | (sm[r] << 8) | sm[r + 1]) >>> 0;
+    this.rMac[k + 2] = ((sm[r + 2] << 24) | (sm[r + 3] << 16) | (sm[r + 4] << 8) | sm[r + 5]) >>> 0;
     return nh;
   }
 }

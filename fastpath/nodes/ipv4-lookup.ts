@@ -8,8 +8,9 @@
 // With GraphOptions.ipsec: to a local address, protocol 50 -> esp-decrypt (aux = IHL*4), UDP to an
 // SA's encap port (NAT-T, RFC 3948) with a first payload word not zero -> esp-decrypt (aux = IHL*4 +
 // 8); NAT-T keepalives (one byte 0xff) and non-ESP-marker packets (IKE) go to Linux ('local'); a
-// routed packet of a VRF with IPv4 policies -> esp-encrypt (fwd clear-text check, SPD 'out'), with
-// aux = next hop | the AUX_DECRYPTED mark ipv4-input passed on. Fragments (aux AUX_FRAGMENT from
+// routed packet -> esp-encrypt when there are IPv4 policies (fwd clear-text check, SPD 'out'; the vector is
+// handed on whole, as to ipv4-rewrite), with aux = next hop | the AUX_DECRYPTED mark ipv4-input passed on |
+// AUX_FRAGMENT (ports 0 for the SPD, as Linux). Fragments (aux AUX_FRAGMENT from
 // ipv4-input): to a local address, ESP with IPsec -> ipv4-reassembly (aux = IHL*4; the whole ESP
 // packet then goes to esp-decrypt), anything else -> exception 'fragment' (Linux reassembles); in
 // transit -> forwarded as they are, with ports 0 for the ECMP hash and rules (as Linux).
@@ -67,7 +68,9 @@ export class Ipv4LookupNode extends GraphNode {
     const v = this.runVector, ctx = this.ctx, m = ctx.mem, shm = ctx.shm, fib = this.fib, exc = this.exception, drop = this.drop;
     vswap(this.input, v); // this run's packets (see GraphNode.runVector)
     const portVrf = ctx.portVrf, esp = this.espEncrypt;
-    let j = 0; // packets for ipv4-rewrite stay in v, compacted to v[0 .. j) (aux = next hop)
+    // there are IPv4 policies: every routed packet goes to esp-encrypt (SPD), the vector is handed to it
+    const toEsp = esp !== null && esp.spdActive(4);
+    let j = 0; // routed packets stay in v, compacted to v[0 .. j) (aux = next hop; for esp-encrypt with its marks)
     fib.beginVector();
     // Touch every packet's FIB words first: their cache / TLB misses overlap (fib.ts touch4).
     if (this.touchPass && fib.bigFib) fib.touchVector4(v, m, portVrf);
@@ -121,13 +124,13 @@ export class Ipv4LookupNode extends GraphNode {
       const val = fib.value; // int32
       const nh = (val >>> 30) === FIB_GROUP ? shm.groupSelect(val & FIB_INDEX_MASK, flowHash4(rd32(m, o + 12), dst, proto, frag ? 0 : this.ports(m, o, proto))) : val & FIB_INDEX_MASK;
       if (nh < 0) { exc.add(v, i, X_SHM_BUSY); continue; }
-      if (esp !== null && esp.spdActive(4)) { esp.add(v, i, nh | (v.aux[i] & AUX_DECRYPTED)); continue; }
       if (j !== i) vcopyWithin(v, j, i);
-      v.aux[j++] = nh;
+      v.aux[j++] = toEsp ? nh | (a & (AUX_DECRYPTED | AUX_FRAGMENT)) : nh; // a fragment: selectors see ports 0
     }
     v.n = j;
-    // hand the vector to ipv4-rewrite (its earlier packets first)
-    handOn(v, this.rewrite);
+    // hand the vector to ipv4-rewrite or esp-encrypt (its earlier packets first)
+    if (toEsp) handOn(v, esp as EspEncryptNode);
+    else handOn(v, this.rewrite);
   }
 
   /** The first 4 bytes after the IPv4 header at m[o..] (TCP/UDP/SCTP/UDP-Lite ports) when present, else 0. */

@@ -21,7 +21,8 @@
 // Environment: FP_CPU (1), SIZES (64,512,1400), ALGS (gcm,cbc), PARTS (fp,openssl,dpdk), POINT_MS (1500: time of
 // one fast-path figure, split into ROUNDS (3) rounds; the median round is reported), TEMPLATES (1024: prepared
 // frames per point), OPENSSL_S (1: seconds per openssl speed figure), DPDK_S (1.2: wall-clock seconds per DPDK figure),
-// DPDK_BURSTS (32,256: dpdk-test-crypto-perf burst sizes tried; the best per buffer size is the reference).
+// DPDK_BURSTS (32,256: dpdk-test-crypto-perf burst sizes tried; the best per buffer size is the reference), PRODUCT
+// (1: the fast path as fp runs it, ipsecLocalDecrypt and strongSwan's fwd policies; 0: without them).
 import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -103,7 +104,11 @@ async function main(): Promise<void> {
   let fp: FpResult | undefined;
   if (PARTS.has('fp')) {
     log(`fast path: ${ALGS.join(', ')} x ${SIZES.join(', ')} B x out/in, ${POINT_MS} ms per figure (cpu${FP_CPU})`);
-    const fpOpts: FpOptions = { sizes: SIZES, algs: ALGS, pointMs: POINT_MS, rounds: ROUNDS, templates: TEMPLATES, cryptoAlone: true, dirs: ['out', 'in'] };
+    // The product's configuration: the fp process runs with fastpath.ipsecLocalDecrypt (default), and strongSwan
+    // installs a 'fwd' policy beside every 'in' one (PRODUCT=0: the bare world of earlier runs).
+    const product = process.env.PRODUCT !== '0';
+    const fpOpts: FpOptions = { sizes: SIZES, algs: ALGS, pointMs: POINT_MS, rounds: ROUNDS, templates: TEMPLATES, cryptoAlone: true, dirs: ['out', 'in'],
+      localDecrypt: product, fwdPolicies: product };
     try {
       fp = await runFp(fpOpts);
     } catch (e) {

@@ -53,6 +53,13 @@ export interface FpOptions {
   cryptoAlone: boolean;
   /** Only these directions (default both). */
   dirs: Dir[];
+  /**
+   * Gateway A's graph with GraphOptions.ipsecLocalDecrypt, as the `fp` process runs it when Linux trusts the DPVIs
+   * (config fastpath.ipsecLocalDecrypt, default true); default false.
+   */
+  localDecrypt?: boolean;
+  /** Gateway A also has a 'fwd' policy per 'in' policy (same selector, as strongSwan installs them); default false. */
+  fwdPolicies?: boolean;
 }
 
 export interface FpPoint {
@@ -128,7 +135,7 @@ function saObj(daddr: string, saddr: string, spi: number, reqid: number, alg: Al
   };
   return { kind: 'sa', obj: s };
 }
-function policyObj(index: number, dir: 'in' | 'out', selector: XfrmSelector, reqid: number, tdaddr: string, tsaddr: string): AnyObject {
+function policyObj(index: number, dir: 'in' | 'out' | 'fwd', selector: XfrmSelector, reqid: number, tdaddr: string, tsaddr: string): AnyObject {
   const p: XfrmPolicy = {
     vrf: 0, index, dir, priority: 1000, action: 'allow', flags: 0, selector, ifId: 0,
     tmpls: [{ family: 4, daddr: tdaddr, saddr: tsaddr, spi: 0, proto: 50, mode: 'tunnel', reqid, optional: false, share: 0,
@@ -143,7 +150,7 @@ interface World { r: ShmReader; io: MemIo; g: Graph }
  * Gateway A (side 'A') or its peer B ('B'). Both: port 0 eth1 (ifindex 2), port 1 eth2 (ifindex 3) on 10.2.0.0/24.
  * A's out SAs are B's in SAs and the reverse (same keys, same SPIs).
  */
-function buildWorld(side: 'A' | 'B', buffers: number): World {
+function buildWorld(side: 'A' | 'B', buffers: number, localDecrypt = false, fwdPolicies = false): World {
   const sab = new SharedArrayBuffer(computeLayout(CFG).totalSize);
   const w = ShmWriter.create(sab, CFG);
   const macs = side === 'A' ? A_MAC : B_MAC;
@@ -178,6 +185,10 @@ function buildWorld(side: 'A' | 'B', buffers: number): World {
     w.upsert(policyObj(9, 'out', sel('10.50.0.0', 16, '10.98.0.0', 16), 3, B_ADDR, A_ADDR));
     w.upsert(policyObj(2, 'in', sel('10.99.0.0', 16, '10.50.0.0', 16), 2, A_ADDR, B_ADDR));
     w.upsert(policyObj(10, 'in', sel('10.98.0.0', 16, '10.50.0.0', 16), 4, A_ADDR, B_ADDR));
+    if (fwdPolicies) {
+      w.upsert(policyObj(3, 'fwd', sel('10.99.0.0', 16, '10.50.0.0', 16), 2, A_ADDR, B_ADDR));
+      w.upsert(policyObj(11, 'fwd', sel('10.98.0.0', 16, '10.50.0.0', 16), 4, A_ADDR, B_ADDR));
+    }
   } else {
     w.upsert(policyObj(1, 'out', sel('10.99.0.0', 16, '10.50.0.0', 16), 2, A_ADDR, B_ADDR));
     w.upsert(policyObj(9, 'out', sel('10.98.0.0', 16, '10.50.0.0', 16), 4, A_ADDR, B_ADDR));
@@ -186,7 +197,7 @@ function buildWorld(side: 'A' | 'B', buffers: number): World {
   }
   const r = ShmReader.attach(sab);
   const io = new MemIo({ buffers, ports: 2, capture: false });
-  const g = new Graph({ io, shm: r, ports: 2, ipsec: true });
+  const g = new Graph({ io, shm: r, ports: 2, ipsec: true, ipsecLocalDecrypt: localDecrypt });
   return { r, io, g };
 }
 
@@ -492,7 +503,7 @@ export async function main(opts: FpOptions): Promise<FpResult> {
   });
   obs.observe({ entryTypes: ['gc'] });
   const points: FpPoint[] = [];
-  const A = buildWorld('A', opts.templates + 4 * VEC);
+  const A = buildWorld('A', opts.templates + 4 * VEC, opts.localDecrypt === true, opts.fwdPolicies === true);
   const B = buildWorld('B', opts.templates + 2 * VEC);
   try {
     for (const alg of opts.algs) {
@@ -521,7 +532,8 @@ if (require.main === module) {
   const o = JSON.parse(process.argv[2] ?? '{}') as Partial<FpOptions>;
   const opts: FpOptions = {
     sizes: o.sizes ?? [64, 512, 1400], algs: o.algs ?? ['gcm', 'cbc'], pointMs: o.pointMs ?? 1500, rounds: o.rounds ?? 3,
-    templates: o.templates ?? 1024, cryptoAlone: o.cryptoAlone ?? true, dirs: o.dirs ?? ['out', 'in'],
+    templates: o.templates ?? 1024, cryptoAlone: o.cryptoAlone ?? true, dirs: o.dirs ?? ['out', 'in'], localDecrypt: o.localDecrypt === true,
+    fwdPolicies: o.fwdPolicies === true,
   };
   for (const s of opts.sizes) if (!(s >= 28 && s <= 1400)) throw new RangeError(`size ${s}: must be in [28, 1400] (inner UDP/IPv4 packet)`);
   main(opts).then(
