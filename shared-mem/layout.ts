@@ -560,7 +560,7 @@ export function validateHeader(sab: SharedArrayBuffer, name: string): Layout {
 
 /** Interface of the native addon (build/native/index.js). */
 export interface NativeShm {
-  shm: { map(path: string, opts: { size: number; create?: boolean; readonly?: boolean }): SharedArrayBuffer };
+  shm: { map(path: string, opts: { size: number; create?: boolean; readonly?: boolean; mode?: number }): SharedArrayBuffer };
 }
 
 /** Loads the native addon lazily (only the open() conveniences need it). */

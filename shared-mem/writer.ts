@@ -19,6 +19,9 @@ import {
 import { ADDR_V4, ADDR_V6, decodeAddr, encodeAddrOf, format6, maskWords, parse4, parse6 } from './addr';
 
 /** Thrown when a table is full; the shared memory is left as it was before the call. */
+
+/** Mode of the shared-memory file: it holds key material (SA keys). */
+export const SHM_FILE_MODE = 0o600;
 export class ShmFullError extends Error {
   constructor(message: string) {
     super(message);
@@ -425,16 +428,23 @@ export class ShmWriter {
     return wr;
   }
 
-  /** Maps `path` with the native addon: attaches to a valid existing file, else creates a new one. */
+  /**
+   * Maps `path` with the native addon: attaches to a valid existing file, else creates a new one. The file holds the
+   * IPsec SAs' keys: it is the owner's only (mode 0600, also set on a file attached to), like the kernel's XFRM
+   * state, which only CAP_NET_ADMIN reads.
+   */
   static open(path = DEFAULT_SHM_PATH, opts: OpenWriterOptions = {}): ShmWriter {
     const native = loadNative();
     if (!opts.fresh && fs.existsSync(path)) {
       const sab = native.shm.map(path, { size: 0, create: false, readonly: false });
-      return ShmWriter.attach(sab, path);
+      const wr = ShmWriter.attach(sab, path);
+      fs.chmodSync(path, SHM_FILE_MODE);
+      return wr;
     }
     fs.rmSync(path, { force: true });
     const layout = computeLayout(opts.config ?? {});
-    const sab = native.shm.map(path, { size: layout.totalSize, create: true, readonly: false });
+    const sab = native.shm.map(path, { size: layout.totalSize, create: true, readonly: false, mode: SHM_FILE_MODE });
+    fs.chmodSync(path, SHM_FILE_MODE); // (whatever the umask)
     return ShmWriter.create(sab, opts.config ?? {});
   }
 
