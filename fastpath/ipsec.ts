@@ -674,12 +674,12 @@ function disjoint(s: IpsecState, r: Int8Array, k0: number, k1: number, t0: numbe
 }
 const DISJOINT_MAX = 4_000_000;
 
-/** What makes two SA entries the same SA (its sequence state and counters carry over): identity and keys. */
 /** SA_C_IDENT of an identity: the first 32 bits of its SHA-256 (the keys cannot be told from it), never 0. */
 function identDigest(ident: string): number {
   return createHash('sha256').update(ident).digest().readUInt32BE(0) || 1;
 }
 
+/** What makes two SA entries the same SA (its sequence state and counters carry over): identity and keys. */
 function identOf(sa: XfrmSa): string {
   return `${sa.vrf}/${sa.family}/${sa.daddr}/${sa.spi}/${sa.proto}/${sa.aead?.key ?? ''}/${sa.enc?.key ?? ''}/${sa.auth?.key ?? ''}`;
 }
