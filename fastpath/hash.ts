@@ -1,11 +1,23 @@
 // Flow hashes for ECMP member selection (ShmReader.groupSelect uses the low 8 bits): addresses,
 // protocol and TCP/UDP/SCTP ports. Results are int32 (no HeapNumber boxing, see context.ts rd32).
 
+import { rd32 } from './context';
+
 const SEED = 0x1f0c5;
 
 /** Protocols whose first 4 payload bytes are source and destination ports. */
 export function hasPorts(proto: number): boolean {
   return proto === 6 || proto === 17 || proto === 132 || proto === 136;
+}
+
+/**
+ * The ports word (source << 16 | destination) of the IPv4 packet whose header is at m[o..] for flowHash4 (the same
+ * for ipv4-lookup and esp-decrypt's forward4, so a flow keeps its ECMP member whichever way it goes); 0 for a
+ * protocol without ports or a packet too short for them. Callers pass 0 for fragments. int32.
+ */
+export function ports4(m: Uint8Array, o: number, proto: number): number {
+  const hl = (m[o] & 15) << 2;
+  return hasPorts(proto) && ((m[o + 2] << 8) | m[o + 3]) >= hl + 4 ? rd32(m, o + hl) : 0;
 }
 
 function mix(h: number, w: number): number {

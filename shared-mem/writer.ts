@@ -444,7 +444,6 @@ export class ShmWriter {
     fs.rmSync(path, { force: true });
     const layout = computeLayout(opts.config ?? {});
     const sab = native.shm.map(path, { size: layout.totalSize, create: true, readonly: false, mode: SHM_FILE_MODE });
-    fs.chmodSync(path, SHM_FILE_MODE); // (whatever the umask)
     return ShmWriter.create(sab, opts.config ?? {});
   }
 

@@ -52,7 +52,7 @@ import { NOT_FOUND } from '../../shared-mem/reader';
 import * as crypto from '../../native/crypto';
 import { csumUpdate16, ipv4SetChecksum } from '../checksum';
 import { ETH_HLEN, rd32, type FpContext } from '../context';
-import { flowHash4, hasPorts } from '../hash';
+import { flowHash4, ports4 } from '../hash';
 import { GraphNode } from '../graph-node';
 import {
   ACT_ALLOW, DIR_FWD, DIR_IN, IPPROTO_ESP, MODE_TRANSPORT, MODE_TUNNEL, POL_NONE, SA_BUSY, SA_C_AUTH, SA_C_BYTES, SA_C_ERRORS,
@@ -333,8 +333,7 @@ export class EspDecryptNode extends GraphNode {
     let nh = val & FIB_INDEX_MASK;
     if ((val >>> 30) === FIB_GROUP) {
       const proto = m[o + 9];
-      nh = this.ctx.shm.groupSelect(nh, flowHash4(rd32(m, o + 12), rd32(m, o + 16), proto,
-        hasPorts(proto) && ((m[o + 2] << 8) | m[o + 3]) >= 24 ? rd32(m, o + 20) : 0));
+      nh = this.ctx.shm.groupSelect(nh, flowHash4(rd32(m, o + 12), rd32(m, o + 16), proto, ports4(m, o, proto)));
       if (nh < 0) { this.exception.add(w, i, X_SHM_BUSY); return true; }
     }
     // SPD 'out': not when no out policy can match a packet of the in policy it matched (pOutDisjoint)

@@ -22,7 +22,7 @@
 import { ETH_HLEN, rd32, type FpContext } from '../context';
 import type { FibResolver } from '../fib';
 import { GraphNode } from '../graph-node';
-import { flowHash4, hasPorts } from '../hash';
+import { flowHash4, ports4 } from '../hash';
 import { FOUND } from '../fib';
 import { X_SHM_BUSY, acceptRoute } from '../route';
 import type { PacketSink } from '../reassembly';
@@ -90,7 +90,7 @@ export class Ipv4LookupNode extends GraphNode {
       if (proto === 50 && dst === espDst && vrf === espVrf && !frag) { (this.espDecrypt as EspDecryptNode).add(v, i, (m[o] & 15) << 2); continue; }
       if (flow) {
         fib.flow4.src = rd32(m, o + 12);
-        fib.setFlow(4, m[o + 1], proto, frag ? 0 : this.ports(m, o, proto), ctx.portName[port]);
+        fib.setFlow(4, m[o + 1], proto, frag ? 0 : ports4(m, o, proto), ctx.portName[port]);
       }
       // a decrypted packet whose destination esp-decrypt resolved (AUX_FIB): its answer, when still good
       const res = (a & AUX_FIB) !== 0 && fib.reuse4(a & AUX_TICKET, v.off[i]) ? FOUND : fib.resolve4(vrf, dst);
@@ -114,7 +114,7 @@ export class Ipv4LookupNode extends GraphNode {
           (this.espDecrypt as EspDecryptNode).add(v, i, hl);
           continue;
         }
-        if (proto === 17 && (this.encapPort as Uint8Array)[this.ports(m, o, proto) & 0xffff] === 1) {
+        if (proto === 17 && (this.encapPort as Uint8Array)[ports4(m, o, proto) & 0xffff] === 1) {
           // ESP in UDP when the payload starts with a non-zero word (RFC 3948 §2.2); keepalive / IKE -> Linux
           const u = o + hl + 8, plen = ((m[o + 2] << 8) | m[o + 3]) - hl - 8;
           if (plen >= 4 && (m[u] | m[u + 1] | m[u + 2] | m[u + 3]) !== 0) { (this.espDecrypt as EspDecryptNode).add(v, i, hl + 8); continue; }
@@ -122,7 +122,7 @@ export class Ipv4LookupNode extends GraphNode {
       }
       if (!acceptRoute(fib, res, v, i, exc, drop)) continue;
       const val = fib.value; // int32
-      const nh = (val >>> 30) === FIB_GROUP ? shm.groupSelect(val & FIB_INDEX_MASK, flowHash4(rd32(m, o + 12), dst, proto, frag ? 0 : this.ports(m, o, proto))) : val & FIB_INDEX_MASK;
+      const nh = (val >>> 30) === FIB_GROUP ? shm.groupSelect(val & FIB_INDEX_MASK, flowHash4(rd32(m, o + 12), dst, proto, frag ? 0 : ports4(m, o, proto))) : val & FIB_INDEX_MASK;
       if (nh < 0) { exc.add(v, i, X_SHM_BUSY); continue; }
       if (j !== i) vcopyWithin(v, j, i);
       v.aux[j++] = toEsp ? nh | (a & (AUX_DECRYPTED | AUX_FRAGMENT)) : nh; // a fragment: selectors see ports 0
@@ -134,8 +134,4 @@ export class Ipv4LookupNode extends GraphNode {
   }
 
   /** The first 4 bytes after the IPv4 header at m[o..] (TCP/UDP/SCTP/UDP-Lite ports) when present, else 0. */
-  private ports(m: Uint8Array, o: number, proto: number): number {
-    const hl = (m[o] & 15) << 2;
-    return hasPorts(proto) && ((m[o + 2] << 8) | m[o + 3]) >= hl + 4 ? rd32(m, o + hl) : 0;
-  }
 }
